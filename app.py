@@ -1,0 +1,28 @@
+"""The Attune API: routing only. Each resource lives in a `chalicelib.api` blueprint."""
+
+from __future__ import annotations
+
+from chalice import Chalice
+
+from chalicelib.api import (
+    actions,
+    audit,
+    auth,
+    context,
+    datastore,
+    events,
+    executions,
+    packs,
+    rules,
+    system,
+    triggers,
+)
+from chalicelib.observability import configure_logging
+
+configure_logging()
+app = Chalice(app_name="attune", configure_logs=False)
+app.api.binary_types = []  # every body is JSON, packs travel as base64
+context.bind(app)
+
+for module in (system, auth, packs, actions, triggers, rules, events, executions, datastore, audit):
+    app.register_blueprint(module.bp)

@@ -1,0 +1,218 @@
+"""The one decorator every endpoint goes through.
+
+It authenticates (401), loads the caller inside a tenant transaction, checks
+the role's permission before anything else is read (403), parses and
+validates the body (400/413), runs the view, and turns every error into the
+contract body `{"error": {"code", "message"}}`. Chalice swallows non-Chalice
+exceptions into its own 500 body, so the translation has to live here, at
+the view boundary, rather than in a middleware.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any, TypeVar
+
+from chalice import Chalice, Response
+from chalice.app import Request
+from pydantic import BaseModel, ValidationError
+
+from chalicelib.aws.secrets import jwt_signing_key
+from chalicelib.config import settings
+from chalicelib.core.auth import Claims, Permission, Role, allowed, denial_message, verify_token
+from chalicelib.core.errors import (
+    AttuneError,
+    BadRequest,
+    Forbidden,
+    PayloadTooLarge,
+    Unauthorized,
+)
+from chalicelib.db.pool import Cursor, tenant_tx
+from chalicelib.db.users import LOAD_PRINCIPAL
+
+log = logging.getLogger("attune.api")
+M = TypeVar("M", bound=BaseModel)
+
+_app: Chalice | None = None
+
+
+def bind(app: Chalice) -> None:
+    """Tell the endpoints which app's `current_request` to read."""
+    global _app
+    _app = app
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller."""
+
+    user_id: int
+    tenant_id: int
+    username: str
+    role: Role
+
+    @property
+    def actor(self) -> str:
+        """How the audit log names this caller."""
+        return f"user:{self.username}"
+
+
+@dataclass
+class Call:
+    """What a view gets: the request, the caller, its transaction and the parsed body."""
+
+    request: Request
+    principal: Principal
+    cur: Cursor
+    body: Any = None
+
+    def query(self, name: str) -> str | None:
+        """A query-string parameter, or None."""
+        params = self.request.query_params
+        return None if params is None else params.get(name)
+
+
+@dataclass
+class PublicCall:
+    """What a public (unauthenticated) view gets."""
+
+    request: Request
+    body: Any = None
+
+
+def error_response(exc: AttuneError, headers: dict[str, str | list[str]] | None = None) -> Response:
+    """The error contract as a Chalice response."""
+    return Response(body=exc.to_body(), status_code=exc.status, headers=headers or {})
+
+
+def _request() -> Request:
+    if _app is None or _app.current_request is None:
+        raise RuntimeError("api.context.bind(app) was not called")
+    return _app.current_request
+
+
+def _describe_validation(exc: ValidationError) -> tuple[str, list[dict[str, Any]]]:
+    details = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = ".".join(str(p) for p in err["loc"]) or "body"
+        details.append({"field": loc, "problem": err["msg"]})
+    summary = "; ".join(f"{d['field']}: {d['problem']}" for d in details[:5])
+    return f"invalid request body: {summary}", details
+
+
+def parse_body(request: Request, model: type[M], max_bytes: int | None = None) -> M:
+    """Parse and validate a JSON body; every failure names the problem."""
+    raw = request.raw_body or b""
+    limit = max_bytes or settings().max_body_bytes
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"request body is {len(raw)} bytes; the limit is {limit}")
+    if not raw.strip():
+        raise BadRequest("request body is empty; expected a JSON object")
+    try:
+        data = json.loads(raw)
+    except UnicodeDecodeError as exc:
+        raise BadRequest("request body is not UTF-8 encoded JSON") from exc
+    except json.JSONDecodeError as exc:
+        raise BadRequest(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+    if not isinstance(data, dict):
+        raise BadRequest(f"request body must be a JSON object, got {type(data).__name__}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        message, details = _describe_validation(exc)
+        raise BadRequest(message, details=details) from exc
+
+
+def bearer_claims(request: Request) -> Claims:
+    """Verify the `Authorization: Bearer` access token."""
+    header = request.headers.get("authorization")
+    if not header:
+        raise Unauthorized("missing Authorization header: expected 'Bearer <access_token>'")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Authorization header must be 'Bearer <access_token>'")
+    return verify_token(jwt_signing_key(), token.strip(), token_type="access")
+
+
+def _load_principal(cur: Cursor, claims: Claims) -> Principal:
+    cur.execute(LOAD_PRINCIPAL, {"id": claims.user_id, "tenant_id": claims.tenant_id})
+    row = cur.fetchone()
+    if row is None:
+        raise Unauthorized("invalid token: the user no longer exists")
+    # The role is read from the database, not the token, so demotions take
+    # effect at once rather than when the access token expires.
+    return Principal(user_id=row["id"], tenant_id=row["tenant_id"], username=row["username"], role=Role(row["role"]))
+
+
+def _respond(result: Any, status: int) -> Response:
+    if isinstance(result, Response):
+        return result
+    return Response(body=result, status_code=status)
+
+
+def _guard(run: Callable[[], Response]) -> Response:
+    try:
+        return run()
+    except AttuneError as exc:
+        if exc.status >= 500:
+            log.error("request failed: %s", exc.message)
+        return error_response(exc)
+    except Exception:
+        log.exception("unhandled error")
+        return error_response(AttuneError("internal error; the failure was logged"))
+
+
+def endpoint(
+    permission: Permission = Permission.READ,
+    *,
+    body: type[BaseModel] | None = None,
+    status: int = 200,
+    max_body: int | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
+    """Decorate an authenticated view `fn(call, **path_params)`."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Response]:
+        @wraps(fn)
+        def view(**path: str) -> Response:
+            def run() -> Response:
+                request = _request()
+                claims = bearer_claims(request)
+                with tenant_tx(claims.tenant_id) as cur:
+                    principal = _load_principal(cur, claims)
+                    if not allowed(principal.role, permission):
+                        raise Forbidden(denial_message(principal.role, permission))
+                    parsed = parse_body(request, body, max_body) if body is not None else None
+                    result = fn(Call(request, principal, cur, parsed), **path)
+                return _respond(result, status)
+
+            return _guard(run)
+
+        view.__attune__ = {"permission": permission, "body": body, "status": status}  # type: ignore[attr-defined]
+        return view
+
+    return decorate
+
+
+def public(
+    *, body: type[BaseModel] | None = None, status: int = 200
+) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
+    """Decorate an unauthenticated view `fn(call, **path_params)` (login, register, webhooks)."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Response]:
+        @wraps(fn)
+        def view(**path: str) -> Response:
+            def run() -> Response:
+                request = _request()
+                parsed = parse_body(request, body) if body is not None else None
+                return _respond(fn(PublicCall(request, parsed), **path), status)
+
+            return _guard(run)
+
+        view.__attune__ = {"permission": None, "body": body, "status": status}  # type: ignore[attr-defined]
+        return view
+
+    return decorate

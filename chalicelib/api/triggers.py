@@ -1,0 +1,129 @@
+"""Triggers: webhooks (answer with their URL) and timers (parameters validated at creation)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from chalice import Blueprint
+
+from chalicelib.api.context import Call, endpoint
+from chalicelib.api.params import bool_param, choice_param, page, path_id
+from chalicelib.api.serialize import listing, pick
+from chalicelib.core.auth import Permission
+from chalicelib.core.errors import NotFound
+from chalicelib.core.timers import validate_trigger_parameters
+from chalicelib.db import audit
+from chalicelib.db.automation import TRIGGER_FIELDS, TRIGGERS, insert_trigger, update_trigger
+from chalicelib.models.automation import NewTrigger, TriggerPatch
+
+bp = Blueprint(__name__)
+TYPES = frozenset({"webhook", "interval", "date", "cron", "sensor"})
+
+
+def render(row: dict[str, Any]) -> dict[str, Any]:
+    """A trigger as the API shows it; webhooks carry the URL to POST events to."""
+    out = pick(row, TRIGGER_FIELDS)
+    if row["type"] == "webhook":
+        out["webhook_url"] = f"/api/v1/webhooks/{row['id']}"
+    return out
+
+
+def _load(call: Call, trigger_id: str) -> dict[str, Any]:
+    row = TRIGGERS.get(call.cur, call.principal.tenant_id, path_id(trigger_id, "trigger"))
+    if row is None:
+        raise NotFound(f"trigger {trigger_id} not found")
+    return row
+
+
+@bp.route("/api/v1/triggers", methods=["POST"])
+@endpoint(Permission.WRITE, body=NewTrigger, status=201)
+def create_trigger(call: Call) -> dict[str, Any]:
+    """Create a trigger; timer parameters are checked here (bad cron or zone → 400)."""
+    body: NewTrigger = call.body
+    params = validate_trigger_parameters(body.type, dict(body.parameters))
+    row = insert_trigger(
+        call.cur,
+        call.principal.tenant_id,
+        {
+            "ref": body.ref or f"{body.type}-{uuid.uuid4().hex[:8]}",
+            "type": body.type,
+            "description": body.description,
+            "parameters": params,
+            "enabled": body.enabled,
+        },
+    )
+    audit.record(
+        call.cur,
+        tenant_id=call.principal.tenant_id,
+        actor=call.principal.actor,
+        action="trigger.created",
+        entity_type="trigger",
+        entity_id=row["id"],
+        detail={"type": body.type},
+    )
+    return render(row)
+
+
+@bp.route("/api/v1/triggers", methods=["GET"])
+@endpoint(Permission.READ)
+def list_triggers(call: Call) -> dict[str, Any]:
+    """The tenant's triggers, newest first; filters `type`, `enabled`."""
+    window = page(call)
+    rows, total = TRIGGERS.list(
+        call.cur,
+        call.principal.tenant_id,
+        limit=window.limit,
+        offset=window.offset,
+        where={"type": choice_param(call, "type", TYPES), "enabled": bool_param(call, "enabled")},
+    )
+    return listing([render(r) for r in rows], total, window.limit, window.offset)
+
+
+@bp.route("/api/v1/triggers/{trigger_id}", methods=["GET"])
+@endpoint(Permission.READ)
+def get_trigger(call: Call, trigger_id: str) -> dict[str, Any]:
+    """One trigger."""
+    return render(_load(call, trigger_id))
+
+
+@bp.route("/api/v1/triggers/{trigger_id}", methods=["PATCH"])
+@endpoint(Permission.WRITE, body=TriggerPatch)
+def patch_trigger(call: Call, trigger_id: str) -> dict[str, Any]:
+    """Change parameters (re-validated), description or enabled."""
+    body: TriggerPatch = call.body
+    current = _load(call, trigger_id)
+    values = body.model_dump(exclude_unset=True)
+    if body.parameters is not None:
+        values["parameters"] = validate_trigger_parameters(current["type"], dict(body.parameters))
+    row = update_trigger(call.cur, call.principal.tenant_id, current["id"], values)
+    if row is None:
+        raise NotFound(f"trigger {trigger_id} not found")
+    audit.record(
+        call.cur,
+        tenant_id=call.principal.tenant_id,
+        actor=call.principal.actor,
+        action="trigger.updated",
+        entity_type="trigger",
+        entity_id=row["id"],
+        detail={"fields": sorted(values)},
+    )
+    return render(row)
+
+
+@bp.route("/api/v1/triggers/{trigger_id}", methods=["DELETE"])
+@endpoint(Permission.WRITE)
+def delete_trigger(call: Call, trigger_id: str) -> dict[str, Any]:
+    """Delete a trigger and the rules that use it."""
+    tid = path_id(trigger_id, "trigger")
+    if not TRIGGERS.delete(call.cur, call.principal.tenant_id, tid):
+        raise NotFound(f"trigger {trigger_id} not found")
+    audit.record(
+        call.cur,
+        tenant_id=call.principal.tenant_id,
+        actor=call.principal.actor,
+        action="trigger.deleted",
+        entity_type="trigger",
+        entity_id=tid,
+    )
+    return {"deleted": tid}

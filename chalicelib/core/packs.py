@@ -1,0 +1,474 @@
+"""Pack contents, pure: file maps, archives, `pack.yaml`, `actions/*.yaml`, parameter schemas.
+
+Everything a tenant uploads passes through here before anything is stored,
+so every check that protects the platform lives in one place: paths stay
+inside the pack (no absolute paths, no `..`, no links or devices in
+archives), sizes are capped before bytes are read (a 6 MiB tar.gz can
+inflate to gigabytes), and YAML is parsed without aliases (the "billion
+laughs" expansion). Each refusal is a 400 that names the file and the
+problem, because a pack author fixes files, not stack traces.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import gzip
+import hashlib
+import io
+import json
+import lzma
+import re
+import tarfile
+import zlib
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+
+import yaml
+from pydantic import TypeAdapter, ValidationError
+
+from chalicelib.core.errors import PayloadTooLarge, ValidationFailed
+from chalicelib.models.packs import (
+    ACTION_NAME_PATTERN,
+    ActionFields,
+    PackManifest,
+    Parameters,
+    ParamSpec,
+)
+
+Files = dict[str, bytes]
+
+MAX_FILES = 1000
+MAX_FILE_BYTES = 8 * 1024 * 1024
+MAX_UNPACKED_BYTES = 64 * 1024 * 1024
+MAX_YAML_BYTES = 512 * 1024
+MAX_PATH_DEPTH = 16
+MANIFEST_NAMES = ("pack.yaml", "pack.yml")
+ACTIONS_DIR = "actions"
+SCRIPT_RUNNERS = frozenset({"python3", "shell", "node"})
+ST2_RUNNERS = {
+    "python-script": "python3", "local-shell-script": "shell", "local-shell-cmd": "shell",
+    "remote-shell-script": "shell", "http-request": "http", "orquesta": "workflow",
+    "action-chain": "workflow", "inquirer": "inquiry",
+}
+# data_filter needs a destination to judge traversal against; nothing is
+# ever written there, archives are read into memory.
+_VIRTUAL_DEST = "/attune-pack"
+_PARAMETERS = TypeAdapter(Parameters)
+
+
+def clean_path(raw: str) -> str:
+    """A pack-relative POSIX path, normalised; anything that could leave the pack is refused."""
+    if not raw or any(ord(c) < 32 or c in "\\\x7f" for c in raw):
+        raise ValidationFailed(f"file path {raw!r} is empty or contains a backslash or control character")
+    if raw.startswith("/") or (len(raw) > 1 and raw[1] == ":"):
+        raise ValidationFailed(f"file path {raw!r} is absolute; paths must be relative to the pack")
+    parts = [p for p in raw.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise ValidationFailed(f"file path {raw!r} contains '..'; paths must stay inside the pack")
+    if not parts:
+        raise ValidationFailed(f"file path {raw!r} names no file")
+    if len(parts) > MAX_PATH_DEPTH or any(len(p) > 255 for p in parts):
+        raise ValidationFailed(f"file path {raw!r} is too deep or has a name over 255 characters")
+    return "/".join(parts)
+
+
+def check_files(files: Files) -> None:
+    """The caps every pack obeys, however its files arrived: count, sizes, no file/directory clash."""
+    if len(files) > MAX_FILES:
+        raise ValidationFailed(f"a pack may hold at most {MAX_FILES} files, got {len(files)}")
+    total = 0
+    for path, content in files.items():
+        if len(content) > MAX_FILE_BYTES:
+            raise PayloadTooLarge(f"file {path!r} is {len(content)} bytes; the limit is {MAX_FILE_BYTES}")
+        total += len(content)
+        parent = PurePosixPath(path).parent
+        while str(parent) != ".":
+            if str(parent) in files:
+                raise ValidationFailed(f"{parent!s} is both a file and the directory of {path!r}")
+            parent = parent.parent
+    if total > MAX_UNPACKED_BYTES:
+        raise PayloadTooLarge(f"the pack's files total {total} bytes; the limit is {MAX_UNPACKED_BYTES}")
+
+
+def inline_files(files: Mapping[str, str]) -> Files:
+    """The `"files": {path: text}` of a request, validated, as bytes."""
+    out: Files = {}
+    for raw, text in files.items():
+        path = clean_path(raw)
+        if path in out:
+            raise ValidationFailed(f"file paths {raw!r} and {path!r} name the same file")
+        try:
+            out[path] = text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValidationFailed(f"file {path!r} is not valid Unicode text: {exc.reason}") from exc
+    check_files(out)
+    return out
+
+
+def decode_archive(encoded: str, *, max_bytes: int) -> bytes:
+    """The bytes of a base64 `"archive"`, refused early when over `max_bytes`."""
+    if (len(encoded) * 3) // 4 > max_bytes + 3:
+        raise PayloadTooLarge(f"archive is over the limit of {max_bytes} bytes once decoded")
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValidationFailed(f"archive is not valid base64: {exc}") from exc
+    if len(data) > max_bytes:
+        raise PayloadTooLarge(f"archive is {len(data)} bytes; the limit is {max_bytes}")
+    return data
+
+
+def _member_kind(member: tarfile.TarInfo) -> str:
+    kinds = ((member.issym(), "symbolic link"), (member.islnk(), "hard link"), (member.isdev(), "device"),
+             (member.isfifo(), "FIFO"))
+    return next((name for match, name in kinds if match), "special file")
+
+
+def unpack_archive(data: bytes) -> Files:
+    """Read a tar (gzip, bzip2 or xz) into memory: regular files only, every path checked."""
+    files: Files = {}
+    total = 0
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
+            for seen, member in enumerate(tar, start=1):
+                if seen > 2 * MAX_FILES:
+                    raise ValidationFailed(f"archive has more than {2 * MAX_FILES} entries")
+                if member.isdir() and not member.name.strip("./"):
+                    continue  # the "./" entry of `tar -C dir .`
+                # data_filter would quietly strip a leading '/'; an absolute
+                # name is refused instead, like one with '..'.
+                path = clean_path(member.name)
+                try:
+                    member = tarfile.data_filter(member, _VIRTUAL_DEST)  # noqa: PLW2901
+                except tarfile.FilterError as exc:
+                    raise ValidationFailed(f"archive entry {member.name!r} refused: {exc}") from exc
+                if member.isdir():
+                    continue
+                if not member.isfile():
+                    raise ValidationFailed(
+                        f"archive entry {member.name!r} is a {_member_kind(member)}; "
+                        "only regular files and directories are allowed"
+                    )
+                total += member.size
+                if member.size > MAX_FILE_BYTES or total > MAX_UNPACKED_BYTES:
+                    raise PayloadTooLarge(
+                        f"archive entry {path!r} takes the pack over its size limits "
+                        f"({MAX_FILE_BYTES} bytes a file, {MAX_UNPACKED_BYTES} in all)"
+                    )
+                handle = tar.extractfile(member)
+                if handle is None:
+                    raise ValidationFailed(f"archive entry {path!r} cannot be read")
+                if path in files:
+                    raise ValidationFailed(f"archive holds {path!r} twice")
+                files[path] = handle.read()
+    except (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError) as exc:
+        raise ValidationFailed(f"archive is not a readable tar.gz: {exc}") from exc
+    files = _strip_top_directory(files)
+    check_files(files)
+    return files
+
+
+def _strip_top_directory(files: Files) -> Files:
+    # `tar czf p.tar.gz mypack/` puts everything under `mypack/`; the pack's
+    # root is where its pack.yaml is, so strip that one directory.
+    if not files or any(name in files for name in MANIFEST_NAMES):
+        return files
+    tops = {path.split("/", 1)[0] for path in files}
+    if len(tops) != 1 or "/" not in next(iter(files)):
+        return files
+    top = tops.pop()
+    if not any(f"{top}/{name}" in files for name in MANIFEST_NAMES):
+        return files
+    return {path.split("/", 1)[1]: content for path, content in files.items()}
+
+
+def build_archive(files: Files) -> bytes:
+    """A reproducible tar.gz of the files: same files, same bytes (sorted, no timestamps)."""
+    buffer = io.BytesIO()
+    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as gz, tarfile.open(
+        fileobj=gz, mode="w", format=tarfile.PAX_FORMAT
+    ) as tar:
+        for path in sorted(files):
+            content = files[path]
+            info = tarfile.TarInfo(path)
+            info.size = len(content)
+            info.mode = 0o755 if content.startswith(b"#!") else 0o644
+            tar.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+def file_index(files: Files, actions: list[ActionDef] | None = None) -> list[dict[str, Any]]:
+    """What the pack row records of its files; a YAML that defines an action names it."""
+    defined = {a.source: a.name for a in actions or [] if a.source}
+    index: list[dict[str, Any]] = []
+    for path in sorted(files):
+        entry: dict[str, Any] = {"path": path, "size": len(files[path]),
+                                 "sha256": hashlib.sha256(files[path]).hexdigest()}
+        if path in defined:
+            entry["action"] = defined[path]
+        index.append(entry)
+    return index
+
+
+class _PackYamlLoader(yaml.SafeLoader):
+    """safe_load without aliases (their nesting expands exponentially downstream) and
+    without YAML 1.1 timestamps (an unquoted 2026-01-27 stays the string it looks like)."""
+
+    yaml_implicit_resolvers = {
+        first: [r for r in resolvers if r[0] != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in pack YAML", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+
+def load_yaml(path: str, raw: bytes) -> Any:
+    """Parse one YAML file of a pack into JSON-compatible data; errors name the file and line."""
+    if len(raw) > MAX_YAML_BYTES:
+        raise ValidationFailed(f"{path}: YAML files are limited to {MAX_YAML_BYTES} bytes")
+    try:
+        data = yaml.load(raw.decode("utf-8"), Loader=_PackYamlLoader)  # noqa: S506 - a SafeLoader subclass
+    except UnicodeDecodeError as exc:
+        raise ValidationFailed(f"{path}: not UTF-8 text") from exc
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ValidationFailed(f"{path}: invalid YAML: {exc.problem or exc.context}{where}") from exc
+    except yaml.YAMLError as exc:
+        raise ValidationFailed(f"{path}: invalid YAML: {exc}") from exc
+    # What is stored is JSON (jsonb): refuse what it cannot hold here, naming the file.
+    try:
+        json.dumps(data, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValidationFailed(f"{path}: only JSON-compatible values are allowed: {exc}") from exc
+    if _has_nul(data):
+        raise ValidationFailed(f"{path}: text may not contain NUL characters")
+    return data
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    return isinstance(value, list) and any(_has_nul(v) for v in value)
+
+
+def describe(exc: ValidationError) -> str:
+    """A pydantic error as `field: problem; ...`, the way pack authors read it."""
+    problems = []
+    for err in exc.errors(include_url=False, include_input=False)[:5]:
+        loc = ".".join(str(p) for p in err["loc"]) or "(document)"
+        problems.append(f"{loc}: {err['msg']}")
+    return "; ".join(problems)
+
+
+def read_manifest(files: Files) -> PackManifest | None:
+    """The pack's `pack.yaml`, if it has one."""
+    for name in MANIFEST_NAMES:
+        if name in files:
+            data = load_yaml(name, files[name])
+            if not isinstance(data, dict):
+                raise ValidationFailed(f"{name}: expected a mapping (ref, version, ...), got {type(data).__name__}")
+            try:
+                return PackManifest.model_validate(data)
+            except ValidationError as exc:
+                raise ValidationFailed(f"{name}: {describe(exc)}") from exc
+    return None
+
+
+@dataclass(frozen=True)
+class PackIdentity:
+    """Who a pack is, merged from the request body (which wins) and its `pack.yaml`."""
+
+    ref: str
+    version: str
+    label: str | None
+    description: str | None
+
+
+def pack_identity(
+    manifest: PackManifest | None,
+    *,
+    ref: str | None,
+    version: str | None,
+    label: str | None = None,
+    description: str | None = None,
+) -> PackIdentity:
+    """Merge body and manifest; a ref that disagrees with pack.yaml is refused, not guessed."""
+    m = manifest or PackManifest()
+    if ref and m.ref and ref != m.ref:
+        raise ValidationFailed(f"ref {ref!r} does not match the ref {m.ref!r} in pack.yaml")
+    final_ref = ref or m.ref
+    if not final_ref:
+        raise ValidationFailed("ref is required: give it in the request body or in pack.yaml")
+    final_version = version or m.version
+    if not final_version:
+        raise ValidationFailed("version is required: give it in the request body or in pack.yaml")
+    return PackIdentity(final_ref, final_version, label or m.label or m.name, description or m.description)
+
+
+@dataclass(frozen=True)
+class ActionDef:
+    """An action read from a pack's `actions/<file>.yaml`."""
+
+    name: str
+    ref: str
+    source: str | None
+    fields: ActionFields
+
+
+def entry_point_path(entry_point: str) -> str:
+    """Where an entry point lives in the pack: relative to `actions/`, as in StackStorm."""
+    return clean_path(f"{ACTIONS_DIR}/{clean_path(entry_point)}")
+
+
+def check_action(fields: ActionFields, pack_files: Collection[str], *, where: str) -> None:
+    """Runner-specific rules: what each runner needs, and fields it would silently ignore."""
+    runner = fields.runner_type
+    if runner in SCRIPT_RUNNERS or runner == "container":
+        if fields.code is not None and fields.entry_point is not None:
+            raise ValidationFailed(f"{where}: give entry_point or code, not both")
+        if runner != "container" and fields.code is None and fields.entry_point is None:
+            raise ValidationFailed(
+                f"{where}: runner '{runner}' needs an entry_point (a file under the pack's "
+                "actions/ directory) or inline code"
+            )
+    elif fields.code is not None:
+        raise ValidationFailed(f"{where}: code is only used by the python3, shell, node and container runners")
+    if fields.entry_point is not None and runner in SCRIPT_RUNNERS | {"container", "workflow"}:
+        path = entry_point_path(fields.entry_point)
+        if path not in pack_files:
+            hint = ""
+            if clean_path(fields.entry_point) in pack_files:
+                suggestion = clean_path(fields.entry_point).removeprefix(f"{ACTIONS_DIR}/")
+                hint = f" (entry points are relative to actions/: did you mean {suggestion!r}?)"
+            raise ValidationFailed(
+                f"{where}: entry_point {fields.entry_point!r} not found: no file {path!r} in the pack{hint}"
+            )
+    elif fields.entry_point is not None:
+        raise ValidationFailed(f"{where}: runner '{runner}' does not use an entry_point")
+    needs = {"http": ("http_config", "http_config with a url"), "container": ("image", "an image"),
+             "workflow": ("workflow", "a workflow definition")}
+    for other, (field, what) in needs.items():
+        given = getattr(fields, field) is not None
+        if runner == other and not given:
+            raise ValidationFailed(f"{where}: runner '{runner}' needs {what}")
+        if runner != other and given:
+            raise ValidationFailed(f"{where}: {field} is only used by the '{other}' runner, not '{runner}'")
+
+
+def _runner_hint(data: Mapping[str, Any]) -> str:
+    runner = data.get("runner_type")
+    if isinstance(runner, str) and runner in ST2_RUNNERS:
+        return f" (StackStorm's '{runner}' is '{ST2_RUNNERS[runner]}' here)"
+    return ""
+
+
+def _is_action_file(path: str) -> bool:
+    p = PurePosixPath(path)
+    return str(p.parent) == ACTIONS_DIR and p.suffix in (".yaml", ".yml")
+
+
+def _workflow_from_file(path: str, fields: ActionFields, files: Files) -> ActionFields:
+    # st2 keeps workflow definitions in files (`entry_point: workflows/x.yaml`);
+    # the definition is read once, here, so the API can show and compile it.
+    if fields.runner_type != "workflow" or fields.workflow is not None or fields.entry_point is None:
+        return fields
+    source = entry_point_path(fields.entry_point)
+    if source not in files:
+        return fields
+    definition = load_yaml(source, files[source])
+    if not isinstance(definition, dict):
+        raise ValidationFailed(f"{source}: a workflow definition must be a mapping, in {path}")
+    return fields.model_copy(update={"workflow": definition})
+
+
+def parse_actions(pack_ref: str, files: Files) -> list[ActionDef]:
+    """Every `actions/*.yaml` of the pack as an action; the first bad file refuses them all."""
+    found: dict[str, ActionDef] = {}
+    for path in sorted(p for p in files if _is_action_file(p)):
+        data = load_yaml(path, files[path])
+        if not isinstance(data, dict):
+            raise ValidationFailed(
+                f"{path}: expected a mapping of action fields, got {type(data).__name__}"
+            )
+        name = data.pop("name", PurePosixPath(path).stem)
+        if not isinstance(name, str) or not re.fullmatch(ACTION_NAME_PATTERN, name):
+            raise ValidationFailed(
+                f"{path}: action name {name!r} is invalid: letters, digits, '_' and '-', "
+                "starting with a letter or digit"
+            )
+        pack = data.pop("pack", pack_ref)
+        if pack != pack_ref:
+            raise ValidationFailed(f"{path}: pack {pack!r} does not match the pack's ref {pack_ref!r}")
+        if name in found:
+            raise ValidationFailed(f"{path}: action {name!r} is already defined by {found[name].source}")
+        try:
+            fields = ActionFields.model_validate(data)
+        except ValidationError as exc:
+            raise ValidationFailed(f"{path}: {describe(exc)}{_runner_hint(data)}") from exc
+        fields = _workflow_from_file(path, fields, files)
+        check_action(fields, files.keys(), where=path)
+        found[name] = ActionDef(name=name, ref=f"{pack_ref}.{name}", source=path, fields=fields)
+    return list(found.values())
+
+
+def dump_parameters(parameters: Mapping[str, ParamSpec]) -> dict[str, Any]:
+    """Parameters as stored and shown: what the author declared, nothing added."""
+    return {name: spec.model_dump(exclude_unset=True) for name, spec in parameters.items()}
+
+
+def parse_parameters(raw: Mapping[str, Any]) -> dict[str, ParamSpec]:
+    """Validate a stored or submitted parameter map."""
+    try:
+        return _PARAMETERS.validate_python(dict(raw))
+    except ValidationError as exc:
+        raise ValidationFailed(f"parameters: {describe(exc)}") from exc
+
+
+def parameters_schema(parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON Schema that execution parameters are validated against.
+
+    Unknown parameters are refused (as StackStorm does: a typo must not pass
+    silently); a required parameter with a default is not listed as required,
+    since the default satisfies it.
+    """
+    if all(isinstance(spec, ParamSpec) for spec in parameters.values()):
+        specs: Mapping[str, ParamSpec] = parameters
+    else:
+        specs = parse_parameters(parameters)
+    props = {name: spec.property_schema() for name, spec in specs.items()}
+    schema: dict[str, Any] = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "properties": props,
+        "additionalProperties": False,
+    }
+    required = [n for n, s in specs.items() if s.required and not s.has_default()]
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def apply_defaults(parameters: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters an execution runs with: the given ones plus declared defaults."""
+    out = dict(given)
+    for name, spec in parse_parameters(parameters).items():
+        if name not in out and spec.has_default():
+            out[name] = spec.default
+    return out
+
+
+def secret_names(parameters: Mapping[str, Any]) -> list[str]:
+    """Parameters to mask in results and logs."""
+    return sorted(name for name, spec in parse_parameters(parameters).items() if spec.secret)

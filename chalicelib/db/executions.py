@@ -1,0 +1,91 @@
+"""Executions: the table the whole pipeline writes to."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from chalicelib.db.crud import Table
+from chalicelib.db.pool import Cursor
+
+EXECUTION_FIELDS = (
+    "id",
+    "action_ref",
+    "status",
+    "parameters",
+    "result",
+    "parent_execution_id",
+    "enforcement_id",
+    "retry_count",
+    "created",
+    "updated",
+    "started",
+    "finished",
+)
+STATUSES = frozenset(
+    {
+        "requested",
+        "scheduled",
+        "running",
+        "paused",
+        "canceling",
+        "succeeded",
+        "succeeded_with_errors",
+        "failed",
+        "canceled",
+    }
+)
+EXECUTIONS = Table(
+    "execution",
+    EXECUTION_FIELDS,
+    frozenset({"status", "action_ref", "parent_execution_id", "enforcement_id"}),
+)
+
+FIND_RUNNABLE_ACTION = """
+SELECT id, ref, parameters, enabled FROM attune.action
+WHERE ref = %(ref)s AND (tenant_id = %(tenant_id)s OR tenant_id IS NULL)
+ORDER BY tenant_id NULLS LAST LIMIT 1
+"""
+INSERT_EXECUTION = """
+INSERT INTO attune.execution (tenant_id, action_ref, action_id, status, parameters, created_by,
+                              parent_execution_id, enforcement_id)
+VALUES (%(tenant_id)s, %(action_ref)s, %(action_id)s, 'requested', %(parameters)s, %(created_by)s,
+        %(parent_execution_id)s, %(enforcement_id)s)
+RETURNING id, action_ref, status, parameters, result, parent_execution_id, enforcement_id,
+          retry_count, created, updated, started, finished
+"""
+
+
+def find_runnable_action(cur: Cursor, tenant_id: int, ref: str) -> dict[str, Any] | None:
+    """The action `ref` names for this tenant: its own first, else a system one."""
+    cur.execute(FIND_RUNNABLE_ACTION, {"ref": ref, "tenant_id": tenant_id})
+    return cur.fetchone()
+
+
+def insert_execution(
+    cur: Cursor,
+    *,
+    tenant_id: int,
+    action: dict[str, Any],
+    parameters: dict[str, Any],
+    created_by: int | None,
+    parent_execution_id: int | None = None,
+    enforcement_id: int | None = None,
+) -> dict[str, Any]:
+    """A new execution in status `requested`."""
+    cur.execute(
+        INSERT_EXECUTION,
+        {
+            "tenant_id": tenant_id,
+            "action_ref": action["ref"],
+            "action_id": action["id"],
+            "parameters": Jsonb(parameters),
+            "created_by": created_by,
+            "parent_execution_id": parent_execution_id,
+            "enforcement_id": enforcement_id,
+        },
+    )
+    row = cur.fetchone()
+    assert row is not None
+    return row

@@ -1,0 +1,244 @@
+"""`attune dev`: the whole local cloud, in the foreground, from one command.
+
+Order matters and is fixed here: PostgreSQL and moto (in parallel; either is
+skipped when ATTUNE_DATABASE_URL / AWS_ENDPOINT_URL point elsewhere), then
+migrations, then the resources of infra/template.yaml, then the system packs,
+then the role processes. It prints one ready line once `GET /health` answers
+200, i.e. once every role beats. Ctrl-C or SIGTERM stops it all in reverse
+order and exits 0; a second Ctrl-C skips the grace period.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib
+import importlib.util
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+
+from chalicelib.aws.clients import reset_clients
+from chalicelib.config import settings
+from chalicelib.db.migrate import apply_migrations
+from chalicelib.db.pool import close_pool
+from chalicelib.local import embedded_pg, moto_server
+from chalicelib.local.provision import provision
+from chalicelib.local.roles import ROLES
+from chalicelib.local.supervisor import LogSink, Supervisor, write_cloud_file
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+HEALTH_WARN_SECONDS = 60.0
+BOOTSTRAP_MODULE = "chalicelib.packs.bootstrap"
+
+
+class SinkHandler(logging.Handler):
+    """The supervisor's own log records, on the same prefixed stream as the roles'."""
+
+    def __init__(self, sink: LogSink) -> None:
+        super().__init__()
+        self._sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Write one record as an `attune |` line."""
+        self._sink.line("attune", self.format(record))
+
+
+def _configure_logging(sink: LogSink) -> None:
+    handler = SinkHandler(sink)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(os.environ.get("ATTUNE_LOG_LEVEL", "INFO").upper())
+    for noisy in ("botocore", "pgserver", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@contextlib.contextmanager
+def _exclusive(run_dir: Path) -> Iterator[None]:
+    """One `attune dev` per data dir: two would share (and stop) one PostgreSQL."""
+    with (run_dir / "dev.lock").open("w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise RuntimeError(f"another `attune dev` is using {run_dir.parent}; stop it or "
+                               "set ATTUNE_DATA_DIR") from exc
+        yield
+
+
+def health_ok(url: str) -> bool:
+    """Whether GET url answers 200 (anything else, or no answer, is not ready)."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - local URL
+            return bool(resp.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def bootstrap_system_data() -> None:
+    """Load the system packs once, if that part of the code base exists yet."""
+    if importlib.util.find_spec(BOOTSTRAP_MODULE) is None:
+        return
+    load = getattr(importlib.import_module(BOOTSTRAP_MODULE), "load_system_packs", None)
+    if callable(load):
+        started = time.monotonic()
+        load()
+        log.info("system packs loaded in %.1fs", time.monotonic() - started)
+
+
+class LocalCloud:
+    """The running pieces of one `attune dev`, so that shutdown finds all of them."""
+
+    def __init__(self, sink: LogSink) -> None:
+        self.sink = sink
+        self.pg: embedded_pg.EmbeddedPostgres | None = None
+        self.moto: moto_server.MotoServer | None = None
+        self.supervisor: Supervisor | None = None
+        self.shutdown = threading.Event()
+        self.force = threading.Event()
+        self.cloud_file: Path | None = None
+        self.info: dict[str, Any] = {}
+
+    def on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        """First Ctrl-C/SIGTERM: graceful stop; second: no more grace."""
+        if self.shutdown.is_set():
+            self.force.set()
+        self.shutdown.set()
+
+    def start_backends(self, data_dir: Path) -> None:
+        """PostgreSQL and moto, side by side, unless the environment names existing ones."""
+        cfg = settings()
+        with ThreadPoolExecutor(1) as pool:
+            moto_log = (data_dir / "logs" / "moto.log").open("ab")
+            future = None if cfg.aws_endpoint_url else pool.submit(
+                moto_server.start, None, log_file=moto_log)
+            try:
+                if not cfg.database_url:
+                    self.pg = embedded_pg.start(data_dir)
+                    os.environ["ATTUNE_DATABASE_URL"] = self.pg.url
+            finally:
+                if future is not None:
+                    self.moto = future.result()
+                moto_log.close()
+        if self.moto is not None:
+            log.info("moto on %s (Step Functions execution on)", self.moto.url)
+            os.environ["AWS_ENDPOINT_URL"] = self.moto.url
+            os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+            for var in ("AWS_SESSION_TOKEN", "AWS_PROFILE"):
+                os.environ.pop(var, None)
+        os.environ.setdefault("AWS_DEFAULT_REGION", cfg.aws_region)
+        settings.cache_clear()
+        reset_clients()
+
+    def publish(self, **changes: Any) -> None:
+        """Rewrite `<data_dir>/cloud.json` (what chalicelib/local/harness.py reads)."""
+        self.info.update(changes)
+        if self.cloud_file is not None:
+            write_cloud_file(self.cloud_file, self.info)
+
+    def stop(self) -> None:
+        """Roles first (they still need the database), then moto, then PostgreSQL."""
+        if self.supervisor is not None:
+            self.sink.line("attune", "stopping roles...")
+            self.supervisor.stop_all(self.force)
+        close_pool()
+        if self.moto is not None:
+            self.moto.stop()
+        if self.pg is not None:
+            self.pg.stop()
+        if self.cloud_file is not None:
+            self.cloud_file.unlink(missing_ok=True)
+
+    def run(self) -> int:
+        """Bring everything up, serve until told to stop, bring everything down."""
+        started = time.monotonic()
+        cfg = settings()
+        data_dir = Path(cfg.data_dir).resolve()
+        run_dir = data_dir / "run"
+        for folder in (run_dir, data_dir / "logs"):
+            folder.mkdir(parents=True, exist_ok=True)
+        os.environ["ATTUNE_DATA_DIR"] = str(data_dir)
+        if not moto_server.port_is_free(cfg.api_port, cfg.api_host):
+            log.error("port %s is in use: is another `attune dev` running? (ATTUNE_API_PORT "
+                      "picks another)", cfg.api_port)
+            return 1
+        with _exclusive(run_dir):
+            try:
+                return self._serve(started, data_dir)
+            finally:
+                self.stop()
+                self.sink.line("attune", "stopped")
+
+    def _serve(self, started: float, data_dir: Path) -> int:
+        self.start_backends(data_dir)
+        if self.shutdown.is_set():
+            return 0
+        cfg = settings()
+        assert cfg.database_url is not None
+        applied = apply_migrations(cfg.database_url)
+        log.info("migrations: %s", ", ".join(applied) if applied else "up to date")
+        resources = provision()
+        log.info("provisioned %d resources from infra/template.yaml", len(resources))
+        try:
+            bootstrap_system_data()
+        except Exception:  # a broken pack must not keep the cloud down; the log says why
+            log.exception("loading the system packs failed")
+        close_pool()
+        if self.shutdown.is_set():
+            return 0
+        api_url = f"http://{cfg.api_host}:{cfg.api_port}"
+        self.cloud_file = data_dir / "cloud.json"
+        self.publish(supervisor_pid=os.getpid(), api_url=api_url,
+                     ws_url=f"ws://{cfg.api_host}:{cfg.ws_port}", data_dir=str(data_dir),
+                     database_url=cfg.database_url, aws_endpoint_url=cfg.aws_endpoint_url,
+                     moto_pid=self.moto.process.pid if self.moto else None,
+                     postgres_pid=self.pg.pid if self.pg else None, ready=False, roles={})
+        env = dict(os.environ, ATTUNE_EXPECTED_ROLES=",".join(ROLES), PYTHONUNBUFFERED="1",
+                   PYTHONPATH=os.pathsep.join(p for p in (str(REPO_ROOT),
+                                                          os.environ.get("PYTHONPATH")) if p))
+        self.supervisor = Supervisor(list(ROLES.values()), env=env, cwd=REPO_ROOT,
+                                     sink=self.sink, on_change=lambda pids: self.publish(roles=pids))
+        self.supervisor.start_all()
+        ready, warned = False, False
+        while not self.shutdown.is_set():
+            self.supervisor.poll()
+            if not ready and health_ok(f"{api_url}/health"):
+                ready = True
+                self.publish(ready=True)
+                self.sink.line("attune", f"ready in {time.monotonic() - started:.1f}s: API "
+                                         f"{api_url} (roles: {', '.join(ROLES)}; Ctrl-C stops)")
+            elif not ready and not warned and time.monotonic() - started > HEALTH_WARN_SECONDS:
+                warned = True
+                log.warning("GET %s/health is still not 200 after %.0fs", api_url,
+                            HEALTH_WARN_SECONDS)
+            self.shutdown.wait(0.2 if not ready else 0.5)
+        return 0
+
+
+def run_dev(out: IO[str] | None = None) -> int:
+    """`attune dev`'s body; returns the exit code."""
+    sink = LogSink(out or sys.stdout, width=max(len("attune"), *(len(n) for n in ROLES)))
+    _configure_logging(sink)
+    cloud = LocalCloud(sink)
+    signal.signal(signal.SIGINT, cloud.on_signal)
+    signal.signal(signal.SIGTERM, cloud.on_signal)
+    try:
+        return cloud.run()
+    except RuntimeError as exc:  # our own start-up failures carry a readable message
+        log.error("%s", exc)
+        return 1
+    except Exception:  # anything else: the traceback, and a non-zero exit
+        log.exception("the local cloud failed")
+        return 1

@@ -1,0 +1,58 @@
+"""The roles of the local cloud: what each process runs. Adding a role is adding an entry.
+
+A role is queue bindings (each an SQS poller feeding a Lambda handler, the
+local stand-in for an event-source mapping), and/or a `main` for what is not
+queue-driven (the HTTP server, the scheduler). `attune dev` starts one
+supervised process per role, restarts it when it dies, and expects every
+role to beat before `GET /health` turns green. For example, the worker:
+
+    register(Role(
+        "worker",
+        queues=(QueueBinding(queue="work", handler="functions.worker.app.handler",
+                             batch_size=10, concurrency=4),),
+        stop_grace_seconds=35,
+    ))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chalicelib.local.sqs_poller import QueueBinding
+
+__all__ = ["ROLES", "QueueBinding", "Role", "register"]
+
+
+@dataclass(frozen=True)
+class Role:
+    """One process of the local cloud.
+
+    `main` is a dotted path (`pkg.module:function`) to `function(stop, ready)`,
+    two `threading.Event`s: it sets `ready` once it serves and returns soon
+    after `stop` is set. `stop_grace_seconds` is how long the supervisor waits
+    after SIGTERM (in-flight batches finish) before SIGKILL.
+    """
+
+    name: str
+    queues: tuple[QueueBinding, ...] = ()
+    main: str | None = None
+    stop_grace_seconds: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not self.queues and self.main is None:
+            raise ValueError(f"role {self.name} has neither queues nor a main")
+
+
+ROLES: dict[str, Role] = {}
+
+
+def register(role: Role) -> Role:
+    """Add a role; a name registered twice is a mistake, not an override."""
+    if role.name in ROLES:
+        raise ValueError(f"role {role.name} is already registered")
+    ROLES[role.name] = role
+    return role
+
+
+register(Role("api", main="chalicelib.local.api_server:serve"))
+register(Role("scheduler", main="chalicelib.local.scheduler:serve"))

@@ -1,0 +1,289 @@
+"""The SQS -> Lambda event-source mapping, for the local cloud and long-lived workers.
+
+moto and LocalStack (without Docker) never invoke a function for a queue, so
+this does what Lambda's poller does: long-poll the queue, hand the handler a
+real SQS event batch, delete what succeeded, and leave what failed (reported
+through `batchItemFailures`, or the whole batch when the handler raises) to
+come back after the visibility timeout and, after `maxReceiveCount` receives,
+land in the DLQ. The same handler code therefore runs unchanged in Lambda.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import pkgutil
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from chalice.local import LambdaContext
+
+from chalicelib.aws import names
+from chalicelib.aws.clients import client
+from chalicelib.config import settings
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[dict[str, Any], Any], Any]
+MAX_RECEIVE = 10
+ERROR_BACKOFF_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class QueueBinding:
+    """A role's declaration that `handler` consumes the stack's queue `queue`.
+
+    `queue` is the logical name (`work`, `events`, ...), resolved with
+    `chalicelib.aws.names.queue_name`; `handler` is a dotted path to a Lambda
+    handler `(event, context)`. `wait_seconds` bounds how long a stop waits for
+    an idle long poll; `timeout_seconds` is the context's remaining time.
+    """
+
+    queue: str
+    handler: str
+    batch_size: int = 10
+    concurrency: int = 1
+    wait_seconds: int = 5
+    timeout_seconds: int = 900
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.batch_size <= MAX_RECEIVE:
+            raise ValueError(f"batch_size must be 1..{MAX_RECEIVE}, got {self.batch_size}")
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if not 0 <= self.wait_seconds <= 20:
+            raise ValueError("wait_seconds must be 0..20 (SQS long-poll limit)")
+
+
+def resolve_handler(dotted: str) -> Handler:
+    """Import `pkg.module.func` (or `pkg.module:func`) and return the callable."""
+    found = pkgutil.resolve_name(dotted)
+    if not callable(found):
+        raise TypeError(f"{dotted} is not callable")
+    return found  # type: ignore[no-any-return]
+
+
+def _message_attributes(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """SQS API message attributes in Lambda's camelCase event shape."""
+    out: dict[str, Any] = {}
+    for name, value in attrs.items():
+        item: dict[str, Any] = {
+            "stringListValues": [],
+            "binaryListValues": [],
+            "dataType": value.get("DataType", "String"),
+        }
+        if "StringValue" in value:
+            item["stringValue"] = value["StringValue"]
+        if "BinaryValue" in value:
+            item["binaryValue"] = base64.b64encode(value["BinaryValue"]).decode("ascii")
+        out[name] = item
+    return out
+
+
+def to_record(message: Mapping[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
+    """One received SQS message as the record Lambda would put in the event."""
+    body = message.get("Body", "")
+    record = {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": body,
+        "attributes": dict(message.get("Attributes", {})),
+        "messageAttributes": _message_attributes(message.get("MessageAttributes", {})),
+        "md5OfBody": message.get("MD5OfBody")
+        or hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }
+    if "MD5OfMessageAttributes" in message:
+        record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
+    return record
+
+
+def failed_ids(response: Any, message_ids: list[str]) -> set[str]:
+    """The message ids to keep, per Lambda's partial-batch rules.
+
+    A malformed response (an item without a known `itemIdentifier`) fails the
+    whole batch, as Lambda does.
+    """
+    if not isinstance(response, Mapping) or not response.get("batchItemFailures"):
+        return set()
+    failures = response["batchItemFailures"]
+    ids: set[str] = set()
+    for item in failures if isinstance(failures, list) else [None]:
+        ident = item.get("itemIdentifier") if isinstance(item, Mapping) else None
+        if not ident or ident not in message_ids:
+            log.error("malformed batchItemFailures %r: the whole batch fails", failures)
+            return set(message_ids)
+        ids.add(ident)
+    return ids
+
+
+class SqsPoller:
+    """`concurrency` threads, each receiving up to `batch_size` messages and running the handler.
+
+    `stop()` lets each thread finish its in-flight batch; messages received
+    after the stop was asked for are released at once (visibility 0) instead of
+    waiting out their timeout. A batch whose handler outlives half the queue's
+    visibility timeout has its visibility extended until the handler returns.
+    """
+
+    def __init__(
+        self,
+        binding: QueueBinding,
+        *,
+        handler: Handler | None = None,
+        queue_url: str | None = None,
+    ) -> None:
+        self.binding = binding
+        self._handler = handler
+        self._queue_url = queue_url
+        self._queue_arn = ""
+        self._visibility = 30
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.batches = 0
+
+    @property
+    def queue_url(self) -> str:
+        """The bound queue's URL (looked up on start)."""
+        if self._queue_url is None:
+            raise RuntimeError("poller not started")
+        return self._queue_url
+
+    def start(self) -> None:
+        """Resolve the handler and queue, then start the polling threads."""
+        if self._handler is None:
+            self._handler = resolve_handler(self.binding.handler)
+        sqs = client("sqs")
+        if self._queue_url is None:
+            self._queue_url = sqs.get_queue_url(
+                QueueName=names.queue_name(self.binding.queue)
+            )["QueueUrl"]
+        attrs = sqs.get_queue_attributes(
+            QueueUrl=self._queue_url, AttributeNames=["QueueArn", "VisibilityTimeout"]
+        )["Attributes"]
+        self._queue_arn = attrs["QueueArn"]
+        self._visibility = int(attrs.get("VisibilityTimeout", 30))
+        for i in range(self.binding.concurrency):
+            thread = threading.Thread(
+                target=self._run, name=f"sqs-{self.binding.queue}-{i}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+        log.info("polling %s with %s (batch %d, %d threads)", self.binding.queue,
+                 self.binding.handler, self.binding.batch_size, self.binding.concurrency)
+
+    def alive(self) -> bool:
+        """Whether every polling thread still runs (a dead one means the role must restart)."""
+        return all(t.is_alive() for t in self._threads)
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Ask the threads to stop and wait; True when all finished within `timeout`."""
+        self._stop.set()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in self._threads:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            thread.join(remaining)
+        return not any(t.is_alive() for t in self._threads)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.poll_once()
+            except (BotoCoreError, ClientError) as exc:
+                log.warning("receiving from %s failed: %s", self.binding.queue, exc)
+                self._stop.wait(ERROR_BACKOFF_SECONDS)
+
+    def poll_once(self) -> int:
+        """Receive one batch and process it; returns how many messages it received."""
+        resp = client("sqs").receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=self.binding.batch_size,
+            WaitTimeSeconds=self.binding.wait_seconds,
+            MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        )
+        messages = resp.get("Messages", [])
+        if not messages:
+            return 0
+        if self._stop.is_set():
+            self._release(messages)
+            return len(messages)
+        self.process(messages)
+        return len(messages)
+
+    def process(self, messages: list[dict[str, Any]]) -> None:
+        """Run the handler on one batch and delete the records it did not report as failed."""
+        assert self._handler is not None
+        region = settings().aws_region
+        event = {"Records": [to_record(m, self._queue_arn, region) for m in messages]}
+        ids = [m["MessageId"] for m in messages]
+        context = LambdaContext(
+            function_name=f"{settings().stack_name}-{self.binding.queue}-local",
+            memory_size=1024,
+            max_runtime_ms=self.binding.timeout_seconds * 1000,
+        )
+        self.batches += 1
+        done_event = threading.Event()
+        keeper = threading.Thread(target=self._keep_invisible, args=(messages, done_event),
+                                  daemon=True)
+        keeper.start()
+        try:
+            response = self._handler(event, context)
+        except Exception:  # a handler error fails the batch, as in Lambda
+            log.exception("handler %s failed on a batch of %d from %s; it will be retried",
+                          self.binding.handler, len(messages), self.binding.queue)
+            return
+        finally:
+            done_event.set()
+            keeper.join()
+        keep = failed_ids(response, ids)
+        if keep:
+            log.info("%d of %d messages from %s failed; they return after the visibility "
+                     "timeout", len(keep), len(ids), self.binding.queue)
+        done = [m for m in messages if m["MessageId"] not in keep]
+        self._delete(done)
+
+    def _keep_invisible(self, messages: list[dict[str, Any]], done: threading.Event) -> None:
+        """Extend the batch's visibility while a long handler runs, so it is not redelivered.
+
+        Lambda never needs this (a function's timeout is at most the queue's
+        visibility timeout); a long-lived poller does, or a long action would
+        run twice. Quick handlers finish before the first extension.
+        """
+        period = max(1.0, self._visibility / 2)
+        while not done.wait(period):
+            try:
+                client("sqs").change_message_visibility_batch(
+                    QueueUrl=self.queue_url,
+                    Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"],
+                              "VisibilityTimeout": self._visibility}
+                             for i, m in enumerate(messages)],
+                )
+            except (BotoCoreError, ClientError) as exc:
+                log.warning("could not extend visibility on %s: %s", self.binding.queue, exc)
+
+    def _delete(self, messages: list[dict[str, Any]]) -> None:
+        if not messages:
+            return
+        resp = client("sqs").delete_message_batch(
+            QueueUrl=self.queue_url,
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                     for i, m in enumerate(messages)],
+        )
+        for failure in resp.get("Failed", []):
+            log.warning("could not delete a message from %s: %s", self.binding.queue,
+                        failure.get("Message", failure))
+
+    def _release(self, messages: list[dict[str, Any]]) -> None:
+        client("sqs").change_message_visibility_batch(
+            QueueUrl=self.queue_url,
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                     for i, m in enumerate(messages)],
+        )

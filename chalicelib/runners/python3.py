@@ -1,0 +1,81 @@
+"""The python3 runner: the action file runs under `wrapper.py` in the action's interpreter.
+
+The interpreter is the pack's virtualenv when the worker has built one
+(`RunRequest.python`), else the worker's own. The wrapper reports `run()`'s
+return value on a separate pipe (the result channel), never on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from chalicelib.runners.base import (
+    DEFAULT_GRACE_S,
+    Outcome,
+    RunRequest,
+    RunResult,
+    action_file,
+    conclude,
+    run_process,
+    stdout_output,
+)
+
+WRAPPER = Path(__file__).resolve().with_name("wrapper.py")
+
+
+class Python3Runner:
+    """Runs python3 actions: `run(**params)` functions or scripts that read stdin."""
+
+    def __init__(self, *, grace_s: float = DEFAULT_GRACE_S) -> None:
+        self.grace_s = grace_s
+
+    def run(
+        self,
+        request: RunRequest,
+        *,
+        cancel: threading.Event | None = None,
+        on_started: Callable[[int], None] | None = None,
+    ) -> RunResult:
+        """Run the action to the end; only a malformed request raises (ValidationFailed)."""
+        python = request.python or sys.executable
+        with action_file(request, "action.py") as (path, cwd):
+            outcome = run_process(
+                request,
+                lambda fd: [python, str(WRAPPER), str(fd), str(path)],
+                cwd=cwd,
+                grace_s=self.grace_s,
+                channel=True,
+                cancel=cancel,
+                on_started=on_started,
+            )
+        output, error = interpret_channel(outcome, request.max_output_bytes)
+        return conclude(request, outcome, output=output, error=error)
+
+
+def interpret_channel(outcome: Outcome, limit: int) -> tuple[Any, str | None]:
+    """(output, error) from what the wrapper wrote on the result channel.
+
+    No document (a script, or run() that called sys.exit) means stdout is the
+    output when it is JSON. A return value over the output limit fails the
+    execution rather than storing a cut, unparsable result.
+    """
+    channel = outcome.channel
+    if channel is None or not channel.data:
+        return stdout_output(outcome), None
+    if channel.truncated:
+        size = len(channel.data) + channel.dropped
+        return None, f"run() returned {size} bytes of JSON, over the output limit of {limit} bytes"
+    try:
+        doc = json.loads(bytes(channel.data))
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict) or not ({"result", "error"} & doc.keys()):
+        return None, "the action wrote something unreadable on the result channel"
+    if "error" in doc:
+        return None, str(doc["error"])
+    return doc["result"], None

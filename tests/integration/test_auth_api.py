@@ -1,0 +1,107 @@
+"""Register, login, refresh and user management through the real app (PostgreSQL + moto)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.helpers.api import ApiUser, register
+
+JSON = {"Content-Type": "application/json"}
+
+
+def _post(api: Any, path: str, body: Any, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    resp = api.http.post(path, headers={**JSON, **(headers or {})}, body=json.dumps(body))
+    return resp.status_code, json.loads(resp.body)
+
+
+def test_register_creates_tenant_admin(api: Any) -> None:
+    status, body = _post(api, "/auth/register", {"username": "alice", "password": "long-enough-pw"})
+    assert status == 201
+    assert body["username"] == "alice" and body["role"] == "admin" and body["tenant_id"] > 0
+    status, body = _post(api, "/auth/register", {"username": "ALICE", "password": "long-enough-pw"})
+    assert status == 409 and "taken" in body["error"]["message"]
+
+
+def test_login_wrong_password_and_unknown_user_look_the_same(api: Any) -> None:
+    _post(api, "/auth/register", {"username": "bob", "password": "long-enough-pw"})
+    s1, b1 = _post(api, "/auth/login", {"username": "bob", "password": "wrong-password"})
+    s2, b2 = _post(api, "/auth/login", {"username": "nobody", "password": "wrong-password"})
+    assert s1 == s2 == 401
+    assert b1 == b2
+
+
+def test_refresh_rotates_and_reuse_revokes(api: Any) -> None:
+    _post(api, "/auth/register", {"username": "carol", "password": "long-enough-pw"})
+    _, tokens = _post(api, "/auth/login", {"username": "carol", "password": "long-enough-pw"})
+    assert tokens["token_type"] == "Bearer" and tokens["expires_in"] > 0
+    status, fresh = _post(api, "/auth/refresh", {"refresh_token": tokens["refresh_token"]})
+    assert status == 200 and fresh["refresh_token"] != tokens["refresh_token"]
+    # WHEN the first refresh token is replayed THEN it fails and the family is revoked
+    status, _ = _post(api, "/auth/refresh", {"refresh_token": tokens["refresh_token"]})
+    assert status == 401
+    status, _ = _post(api, "/auth/refresh", {"refresh_token": fresh["refresh_token"]})
+    assert status == 401
+    # An access token is not a refresh token
+    status, body = _post(api, "/auth/refresh", {"refresh_token": tokens["access_token"]})
+    assert status == 401 and "refresh" in body["error"]["message"]
+
+
+def test_bad_bodies_are_400_naming_the_problem(api: Any) -> None:
+    cases = [
+        (b"{not json", "malformed JSON"),
+        (b"[1,2]", "JSON object"),
+        (b"", "empty"),
+        (json.dumps({"username": "ab", "password": "long-enough-pw"}).encode(), "username"),
+        (json.dumps({"username": "dave", "password": "short"}).encode(), "password"),
+        (json.dumps({"username": "dave", "password": 12345678}).encode(), "password"),
+        (json.dumps({"username": "dave", "password": "long-enough-pw", "role": "admin"}).encode(), "role"),
+    ]
+    for raw, needle in cases:
+        resp = api.http.post("/auth/register", headers=JSON, body=raw)
+        body = json.loads(resp.body)
+        assert resp.status_code == 400, (raw, body)
+        assert needle in body["error"]["message"], (raw, body)
+
+
+def test_oversized_body_is_413(api: Any) -> None:
+    big = json.dumps({"username": "erin", "password": "x" * (2 * 1024 * 1024)})
+    resp = api.http.post("/auth/register", headers=JSON, body=big)
+    assert resp.status_code == 413
+
+
+def test_admin_adds_users_with_roles_and_only_admins_may(api: Any) -> None:
+    admin = register(api, "adm")
+    status, user = admin.post(
+        "/api/v1/users", {"username": f"{admin.username}-v", "password": "viewer-pass", "role": "viewer"}
+    )
+    assert status == 201 and user["role"] == "viewer" and user["tenant_id"] == admin.tenant_id
+    status, body = admin.post("/api/v1/users", {"username": "x-other", "password": "viewer-pass", "role": "root"})
+    assert status == 400 and "role" in body["error"]["message"]
+    _, tokens = _post(api, "/auth/login", {"username": f"{admin.username}-v", "password": "viewer-pass"})
+    viewer = ApiUser(api, user["username"], tokens["access_token"], admin.tenant_id)
+    status, body = viewer.post("/api/v1/users", {"username": "sneaky", "password": "viewer-pass", "role": "admin"})
+    assert status == 403 and "viewer" in body["error"]["message"]
+    status, listing = admin.get("/api/v1/users")
+    assert status == 200 and listing["total"] == 2
+
+
+def test_deleted_user_token_stops_working_and_demotion_is_immediate(api: Any) -> None:
+    admin = register(api, "adm")
+    _, user = admin.post(
+        "/api/v1/users", {"username": f"{admin.username}-e", "password": "editor-pass", "role": "editor"}
+    )
+    _, tokens = _post(api, "/auth/login", {"username": user["username"], "password": "editor-pass"})
+    editor = ApiUser(api, user["username"], tokens["access_token"], admin.tenant_id)
+    assert editor.get("/api/v1/triggers")[0] == 200
+    assert admin.delete(f"/api/v1/users/{user['id']}")[0] == 200
+    status, body = editor.get("/api/v1/triggers")
+    assert status == 401 and "no longer exists" in body["error"]["message"]
+
+
+def test_missing_or_garbage_token_is_401(api: Any) -> None:
+    assert api.http.get("/api/v1/packs").status_code == 401
+    for header in ("Bearer", "Basic abc", "Bearer not.a.jwt", "Bearer " + "a" * 5000):
+        resp = api.http.get("/api/v1/packs", headers={"Authorization": header})
+        assert resp.status_code == 401, header
+        assert json.loads(resp.body)["error"]["code"] == "unauthorized"

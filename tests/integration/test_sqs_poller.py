@@ -1,0 +1,202 @@
+"""The local SQS -> handler mapping behaves like Lambda's: real events, partial failures, stop."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from chalicelib.aws import names
+from chalicelib.aws.clients import client
+from chalicelib.local.sqs_poller import QueueBinding, SqsPoller, failed_ids
+from tests.integration.conftest_aws import (  # noqa: F401 - fixtures
+    aws_stack_fixture,
+    eventually,
+    moto_server_fixture,
+)
+
+pytestmark = pytest.mark.integration
+
+
+class Recorder:
+    """A handler that records every record it sees and fails the bodies it is told to."""
+
+    def __init__(self, fail: set[str] | None = None, raise_on: set[str] | None = None) -> None:
+        self.fail = fail or set()
+        self.raise_on = raise_on or set()
+        self.records: list[dict[str, Any]] = []
+        self.contexts: list[Any] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        with self.lock:
+            self.records.extend(event["Records"])
+            self.contexts.append(context)
+        if any(r["body"] in self.raise_on for r in event["Records"]):
+            raise RuntimeError("boom")
+        return {"batchItemFailures": [{"itemIdentifier": r["messageId"]}
+                                      for r in event["Records"] if r["body"] in self.fail]}
+
+    def bodies(self) -> list[str]:
+        with self.lock:
+            return [r["body"] for r in self.records]
+
+
+def _queue(visibility: int = 2) -> str:
+    sqs = client("sqs")
+    url: str = sqs.create_queue(QueueName=names.queue_name("work"),
+                                Attributes={"VisibilityTimeout": str(visibility)})["QueueUrl"]
+    return url
+
+
+def _send(url: str, *bodies: str) -> None:
+    for body in bodies:
+        client("sqs").send_message(QueueUrl=url, MessageBody=body, MessageAttributes={
+            "kind": {"DataType": "String", "StringValue": "test"}})
+
+
+def _visible_and_inflight(url: str) -> tuple[int, int]:
+    attrs = client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=[
+        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    return int(attrs["ApproximateNumberOfMessages"]), int(attrs["ApproximateNumberOfMessagesNotVisible"])
+
+
+def _binding(**kw: Any) -> QueueBinding:
+    return QueueBinding(queue="work", handler="tests.unused:handler", wait_seconds=1, **kw)
+
+
+def test_successes_are_deleted_and_failures_come_back(aws_stack: str) -> None:
+    # GIVEN a queue with three messages and a handler that fails "b"
+    url = _queue(visibility=2)
+    _send(url, "a", "b", "c")
+    handler = Recorder(fail={"b"})
+    poller = SqsPoller(_binding(batch_size=10), handler=handler)
+
+    # WHEN the poller runs
+    poller.start()
+    try:
+        # THEN every message is handled, and "b" comes back after the visibility timeout
+        eventually(lambda: handler.bodies().count("b") >= 2, timeout=15,
+                   message="failed message redelivered")
+        assert {"a", "c"} <= set(handler.bodies())
+        assert handler.bodies().count("a") == 1
+        assert handler.bodies().count("c") == 1
+    finally:
+        assert poller.stop(timeout=10)
+    retried = [r for r in handler.records if r["body"] == "b"]
+    assert int(retried[-1]["attributes"]["ApproximateReceiveCount"]) >= 2
+    visible, in_flight = _visible_and_inflight(url)
+    assert visible + in_flight == 1  # only the failing message is left
+
+
+def test_records_have_the_lambda_sqs_shape(aws_stack: str) -> None:
+    url = _queue()
+    _send(url, "hello")
+    handler = Recorder()
+    poller = SqsPoller(_binding(), handler=handler)
+    poller.start()
+    try:
+        eventually(lambda: handler.records, message="record delivered")
+    finally:
+        poller.stop(timeout=10)
+    record = handler.records[0]
+    assert set(record) >= {"messageId", "receiptHandle", "body", "attributes",
+                           "messageAttributes", "md5OfBody", "eventSource", "eventSourceARN",
+                           "awsRegion"}
+    assert record["eventSource"] == "aws:sqs"
+    assert record["eventSourceARN"].endswith(f":{names.queue_name('work')}")
+    assert record["awsRegion"] == "us-east-1"
+    assert record["messageAttributes"]["kind"]["stringValue"] == "test"
+    assert record["messageAttributes"]["kind"]["dataType"] == "String"
+    assert "SentTimestamp" in record["attributes"]
+    assert handler.contexts[0].get_remaining_time_in_millis() > 0
+    eventually(lambda: _visible_and_inflight(url) == (0, 0), message="message deleted")
+
+
+def test_an_exception_fails_the_whole_batch(aws_stack: str) -> None:
+    # GIVEN a handler that raises on any batch containing "x"
+    url = _queue(visibility=1)
+    _send(url, "x")
+    handler = Recorder(raise_on={"x"})
+    poller = SqsPoller(_binding(batch_size=1), handler=handler)
+
+    # WHEN it runs
+    poller.start()
+    try:
+        # THEN the message is retried (it was never deleted)
+        eventually(lambda: handler.bodies().count("x") >= 2, timeout=15, message="batch retried")
+    finally:
+        poller.stop(timeout=10)
+
+
+def test_stop_finishes_the_in_flight_batch(aws_stack: str) -> None:
+    # GIVEN a handler blocked in the middle of a batch
+    url = _queue(visibility=30)
+    _send(url, "slow")
+    entered, release = threading.Event(), threading.Event()
+
+    def slow(event: dict[str, Any], context: Any) -> None:
+        entered.set()
+        release.wait(10)
+
+    poller = SqsPoller(_binding(concurrency=2), handler=slow)
+    poller.start()
+    assert entered.wait(10)
+
+    # WHEN a stop is asked for while the batch runs
+    stopped: list[bool] = []
+    stopper = threading.Thread(target=lambda: stopped.append(poller.stop(timeout=15)))
+    stopper.start()
+    stopper.join(0.3)
+
+    # THEN the stop waits for the batch, which still completes and is deleted
+    assert stopper.is_alive()
+    release.set()
+    stopper.join(15)
+    assert stopped == [True]
+    assert not poller.alive()
+    assert _visible_and_inflight(url) == (0, 0)
+
+
+def test_malformed_failure_reports_fail_the_whole_batch() -> None:
+    ids = ["1", "2"]
+    assert failed_ids(None, ids) == set()
+    assert failed_ids({"batchItemFailures": []}, ids) == set()
+    assert failed_ids({"batchItemFailures": [{"itemIdentifier": "2"}]}, ids) == {"2"}
+    assert failed_ids({"batchItemFailures": [{"itemIdentifier": ""}]}, ids) == {"1", "2"}
+    assert failed_ids({"batchItemFailures": [{"itemIdentifier": "9"}]}, ids) == {"1", "2"}
+    assert failed_ids({"batchItemFailures": "nope"}, ids) == {"1", "2"}
+
+
+def test_bindings_are_validated() -> None:
+    with pytest.raises(ValueError, match="batch_size"):
+        QueueBinding(queue="work", handler="x.y", batch_size=11)
+    with pytest.raises(ValueError, match="concurrency"):
+        QueueBinding(queue="work", handler="x.y", concurrency=0)
+
+
+def test_a_handler_longer_than_the_visibility_timeout_is_not_redelivered(aws_stack: str) -> None:
+    # GIVEN a 2 s visibility timeout and a handler that takes 5 s
+    url = _queue(visibility=2)
+    _send(url, "long")
+    calls: list[str] = []
+    done = threading.Event()
+
+    def long(event: dict[str, Any], context: Any) -> None:
+        calls.extend(r["body"] for r in event["Records"])
+        time.sleep(5)  # the scenario itself: work that outlives the visibility timeout
+        done.set()
+
+    # WHEN a poller with a second idle thread runs it
+    poller = SqsPoller(_binding(concurrency=2), handler=long)
+    poller.start()
+    try:
+        assert done.wait(15)
+        eventually(lambda: _visible_and_inflight(url) == (0, 0), message="message deleted")
+    finally:
+        poller.stop(timeout=10)
+
+    # THEN the message was never handed out again while it ran
+    assert calls == ["long"]
