@@ -23,6 +23,7 @@ configure_logging()
 app = Chalice(app_name="attune", configure_logs=False)
 app.api.binary_types = []  # every body is JSON, packs travel as base64
 context.bind(app)
+app.register_middleware(context.contract_errors, "http")
 
 for module in (system, auth, packs, actions, triggers, rules, events, executions, datastore, audit):
     app.register_blueprint(module.bp)

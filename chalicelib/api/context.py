@@ -216,3 +216,20 @@ def public(
         return view
 
     return decorate
+
+
+CHALICE_ERROR_CODES = {400: "bad_request", 403: "forbidden", 404: "not_found", 405: "not_found", 415: "unsupported_media_type"}
+
+
+def contract_errors(event: Any, get_response: Callable[[Any], Response]) -> Response:
+    """Middleware: errors Chalice makes itself (415, 405, its own 500) get our error contract too."""
+    response = get_response(event)
+    body = response.body
+    if response.status_code >= 400 and isinstance(body, dict) and {"Code", "Message"} <= set(body):
+        status = response.status_code
+        code = CHALICE_ERROR_CODES.get(status, "internal_error" if status >= 500 else "bad_request")
+        message = str(body["Message"])
+        if status == 415:
+            message = f"{message}; send the body as JSON (Content-Type: application/json)"
+        response.body = {"error": {"code": code, "message": message}}
+    return response

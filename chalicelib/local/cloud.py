@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import importlib
-import importlib.util
 import logging
 import os
 import signal
@@ -36,12 +34,12 @@ from chalicelib.local import embedded_pg, moto_server
 from chalicelib.local.provision import provision
 from chalicelib.local.roles import ROLES
 from chalicelib.local.supervisor import LogSink, Supervisor, write_cloud_file
+from chalicelib.packs.bootstrap import load_system_packs
 
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HEALTH_WARN_SECONDS = 60.0
-BOOTSTRAP_MODULE = "chalicelib.packs.bootstrap"
 
 
 class SinkHandler(logging.Handler):
@@ -88,14 +86,10 @@ def health_ok(url: str) -> bool:
 
 
 def bootstrap_system_data() -> None:
-    """Load the system packs once, if that part of the code base exists yet."""
-    if importlib.util.find_spec(BOOTSTRAP_MODULE) is None:
-        return
-    load = getattr(importlib.import_module(BOOTSTRAP_MODULE), "load_system_packs", None)
-    if callable(load):
-        started = time.monotonic()
-        load()
-        log.info("system packs loaded in %.1fs", time.monotonic() - started)
+    """Register or update the system packs (`packs/*`) before any role serves."""
+    started = time.monotonic()
+    load_system_packs()
+    log.info("system packs loaded in %.1fs", time.monotonic() - started)
 
 
 class LocalCloud:
@@ -123,7 +117,7 @@ class LocalCloud:
         with ThreadPoolExecutor(1) as pool:
             moto_log = (data_dir / "logs" / "moto.log").open("ab")
             future = None if cfg.aws_endpoint_url else pool.submit(
-                moto_server.start, None, log_file=moto_log)
+                moto_server.start, None, log_file=moto_log, state_dir=data_dir)
             try:
                 if not cfg.database_url:
                     self.pg = embedded_pg.start(data_dir)

@@ -48,9 +48,11 @@ def _tail(path: Path, lines: int = 80) -> str:
 
 
 @contextmanager
-def running_cloud(deadline_s: float = 120, extra_env: dict[str, str] | None = None) -> Iterator[RunningCloud]:
-    """`attune dev` on a fresh data directory; stopped with SIGTERM (then SIGKILL) on exit."""
-    data_dir = Path(tempfile.mkdtemp(prefix="attune-cloud-"))
+def running_cloud(
+    deadline_s: float = 120, extra_env: dict[str, str] | None = None, data_dir: Path | None = None
+) -> Iterator[RunningCloud]:
+    """`attune dev` on a fresh (or the given) data directory; stopped with SIGTERM (then SIGKILL) on exit."""
+    data_dir = data_dir or Path(tempfile.mkdtemp(prefix="attune-cloud-"))
     log_path = data_dir / "cloud.log"
     env = {**os.environ, "ATTUNE_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1", **(extra_env or {})}
     for var in ("ATTUNE_DATABASE_URL", "AWS_ENDPOINT_URL"):

@@ -23,6 +23,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO
 
 log = logging.getLogger(__name__)
@@ -114,14 +115,20 @@ def start(
     *,
     log_file: IO[bytes] | None = None,
     timeout: float = 30.0,
+    state_dir: Path | None = None,
 ) -> MotoServer:
-    """Start moto on `port` (see `choose_port`), wait until it answers, enable Step Functions."""
+    """Start moto on `port` (see `choose_port`), wait until it answers, enable Step Functions.
+
+    With `state_dir`, the KMS keys survive restarts (see `moto_state`), so encrypted
+    data in a persistent local database stays readable.
+    """
     port = port or choose_port()
     env = dict(os.environ, MOTO_PORT=str(port))
     env.pop("AWS_ENDPOINT_URL", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "chalicelib.local.moto_server",
-         "--port", str(port), "--parent", str(os.getpid())],
+         "--port", str(port), "--parent", str(os.getpid()),
+         *(["--state-dir", str(state_dir)] if state_dir else [])],
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=log_file or subprocess.DEVNULL,
@@ -158,11 +165,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m chalicelib.local.moto_server")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--parent", type=int, default=0)
+    parser.add_argument("--state-dir", default=None, help="keep KMS keys across restarts in this folder")
     args = parser.parse_args(argv)
     # One line per request (long polls included) would drown the useful output.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     if args.parent:
         threading.Thread(target=_watch_parent, args=(args.parent,), daemon=True).start()
+    if args.state_dir:
+        from chalicelib.local import moto_state
+
+        moto_state.keep(Path(args.state_dir) / "moto-kms.json")
     from moto.server import main as moto_main
 
     moto_main(["-p", str(args.port), "-H", HOST])

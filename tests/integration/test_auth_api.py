@@ -105,3 +105,10 @@ def test_missing_or_garbage_token_is_401(api: Any) -> None:
         resp = api.http.get("/api/v1/packs", headers={"Authorization": header})
         assert resp.status_code == 401, header
         assert json.loads(resp.body)["error"]["code"] == "unauthorized"
+
+
+def test_non_json_content_type_gets_the_error_contract(api: Any) -> None:
+    resp = api.http.post("/auth/login", headers={"Content-Type": "application/x-www-form-urlencoded"}, body=b"u=1")
+    body = json.loads(resp.body)
+    assert resp.status_code == 415
+    assert body["error"]["code"] == "unsupported_media_type" and "application/json" in body["error"]["message"]
