@@ -16,6 +16,7 @@ from chalicelib.api import (
     rules,
     system,
     triggers,
+    webhooks,
 )
 from chalicelib.observability import configure_logging
 
@@ -25,5 +26,5 @@ app.api.binary_types = []  # every body is JSON, packs travel as base64
 context.bind(app)
 app.register_middleware(context.contract_errors, "http")
 
-for module in (system, auth, packs, actions, triggers, rules, events, executions, datastore, audit):
+for module in (system, auth, packs, actions, triggers, webhooks, rules, events, executions, datastore, audit):
     app.register_blueprint(module.bp)

@@ -10,20 +10,31 @@ the view boundary, rather than in a middleware.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any, TypeVar
 
+import jwt
 from chalice import Chalice, Response
 from chalice.app import Request
 from pydantic import BaseModel, ValidationError
 
 from chalicelib.aws.secrets import jwt_signing_key
 from chalicelib.config import settings
-from chalicelib.core.auth import Claims, Permission, Role, allowed, denial_message, verify_token
+from chalicelib.core.auth import (
+    ActionClaims,
+    Claims,
+    Permission,
+    Role,
+    allowed,
+    denial_message,
+    verify_action_token,
+    verify_token,
+)
 from chalicelib.core.errors import (
     AttuneError,
     BadRequest,
@@ -32,7 +43,7 @@ from chalicelib.core.errors import (
     Unauthorized,
 )
 from chalicelib.db.pool import Cursor, tenant_tx
-from chalicelib.db.users import LOAD_PRINCIPAL
+from chalicelib.db.users import LOAD_PRINCIPAL, RUNNING_EXECUTION
 
 log = logging.getLogger("attune.api")
 M = TypeVar("M", bound=BaseModel)
@@ -55,9 +66,13 @@ class Principal:
     username: str
     role: Role
 
+    execution_id: int | None = None
+
     @property
     def actor(self) -> str:
-        """How the audit log names this caller."""
+        """How the audit log names this caller: a user, or the running execution whose action calls."""
+        if self.execution_id is not None:
+            return f"execution:{self.execution_id}"
         return f"user:{self.username}"
 
 
@@ -69,6 +84,7 @@ class Call:
     principal: Principal
     cur: Cursor
     body: Any = None
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
 
     def query(self, name: str) -> str | None:
         """A query-string parameter, or None."""
@@ -127,15 +143,40 @@ def parse_body(request: Request, model: type[M], max_bytes: int | None = None) -
         raise BadRequest(message, details=details) from exc
 
 
-def bearer_claims(request: Request) -> Claims:
-    """Verify the `Authorization: Bearer` access token."""
-    header = request.headers.get("authorization")
+def _bearer(request: Request) -> str:
+    header: str | None = request.headers.get("authorization")
     if not header:
         raise Unauthorized("missing Authorization header: expected 'Bearer <access_token>'")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("Authorization header must be 'Bearer <access_token>'")
-    return verify_token(jwt_signing_key(), token.strip(), token_type="access")
+    return token.strip()
+
+
+def bearer_claims(request: Request) -> Claims:
+    """Verify the `Authorization: Bearer` access token."""
+    return verify_token(jwt_signing_key(), _bearer(request), token_type="access")
+
+
+def _is_action_token(token: str) -> bool:
+    try:
+        return bool(jwt.decode(token, options={"verify_signature": False}).get("typ") == "action")
+    except jwt.InvalidTokenError:
+        return False
+
+
+def _action_principal(cur: Cursor, claims: ActionClaims) -> Principal:
+    cur.execute(RUNNING_EXECUTION, {"id": claims.execution_id, "tenant_id": claims.tenant_id})
+    if cur.fetchone() is None:
+        raise Unauthorized("action token: the execution is not running")
+    # An action acts for its tenant with an editor's reach, on the endpoints that admit actions.
+    return Principal(
+        user_id=0,
+        tenant_id=claims.tenant_id,
+        username=f"execution:{claims.execution_id}",
+        role=Role.EDITOR,
+        execution_id=claims.execution_id,
+    )
 
 
 def _load_principal(cur: Cursor, claims: Claims) -> Principal:
@@ -172,21 +213,39 @@ def endpoint(
     body: type[BaseModel] | None = None,
     status: int = 200,
     max_body: int | None = None,
+    actions_may_call: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
-    """Decorate an authenticated view `fn(call, **path_params)`."""
+    """Decorate an authenticated view `fn(call, **path_params)`.
+
+    `actions_may_call` also admits the token a worker gives a running action
+    (the datastore endpoints: T1.6, T2.3).
+    """
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Response]:
         @wraps(fn)
         def view(**path: str) -> Response:
             def run() -> Response:
                 request = _request()
-                claims = bearer_claims(request)
-                with tenant_tx(claims.tenant_id) as cur:
-                    principal = _load_principal(cur, claims)
+                token = _bearer(request)
+                load: Callable[[Cursor], Principal]
+                if actions_may_call and _is_action_token(token):
+                    action_claims = verify_action_token(jwt_signing_key(), token)
+                    tenant_id = action_claims.tenant_id
+                    load = functools.partial(_action_principal, claims=action_claims)
+                else:
+                    claims = verify_token(jwt_signing_key(), token, token_type="access")
+                    tenant_id = claims.tenant_id
+                    load = functools.partial(_load_principal, claims=claims)
+                with tenant_tx(tenant_id) as cur:
+                    principal = load(cur)
                     if not allowed(principal.role, permission):
                         raise Forbidden(denial_message(principal.role, permission))
                     parsed = parse_body(request, body, max_body) if body is not None else None
-                    result = fn(Call(request, principal, cur, parsed), **path)
+                    call = Call(request, principal, cur, parsed)
+                    result = fn(call, **path)
+                # Committed: now the work that must not happen for a rolled-back change (queue sends).
+                for hook in call.after_commit:
+                    hook()
                 return _respond(result, status)
 
             return _guard(run)
@@ -218,7 +277,13 @@ def public(
     return decorate
 
 
-CHALICE_ERROR_CODES = {400: "bad_request", 403: "forbidden", 404: "not_found", 405: "not_found", 415: "unsupported_media_type"}
+CHALICE_ERROR_CODES = {
+    400: "bad_request",
+    403: "forbidden",
+    404: "not_found",
+    405: "not_found",
+    415: "unsupported_media_type",
+}
 
 
 def contract_errors(event: Any, get_response: Callable[[Any], Response]) -> Response:

@@ -61,7 +61,7 @@ def _prefix(call: Call) -> str | None:
 
 
 @bp.route("/api/v1/datastore", methods=["POST"])
-@endpoint(Permission.WRITE, body=DatastorePut, status=201)
+@endpoint(Permission.WRITE, body=DatastorePut, status=201, actions_may_call=True)
 def put_item(call: Call) -> Response:
     """Set a key: 201 when it is new (or had expired), 200 when an existing item is replaced."""
     body: DatastorePut = call.body
@@ -98,7 +98,7 @@ def list_items(call: Call) -> dict[str, Any]:
 
 
 @bp.route("/api/v1/datastore/{key}", methods=["GET"])
-@endpoint(Permission.READ)
+@endpoint(Permission.READ, actions_may_call=True)
 def get_item(call: Call, key: str) -> dict[str, Any]:
     """One live item, decrypted (`?decrypt=false` masks it); 404 when absent or expired."""
     name = path_key(key)
@@ -110,7 +110,7 @@ def get_item(call: Call, key: str) -> dict[str, Any]:
 
 
 @bp.route("/api/v1/datastore/{key}", methods=["DELETE"])
-@endpoint(Permission.WRITE)
+@endpoint(Permission.WRITE, actions_may_call=True)
 def delete_item(call: Call, key: str) -> dict[str, Any]:
     """Delete a key; 404 when absent or already expired."""
     name = path_key(key)

@@ -11,15 +11,10 @@ from chalicelib.api.params import choice_param, id_param, page, path_id
 from chalicelib.api.serialize import listing, pick
 from chalicelib.core.auth import Permission
 from chalicelib.core.errors import NotFound, Unprocessable
-from chalicelib.db import audit
-from chalicelib.db.executions import (
-    EXECUTION_FIELDS,
-    EXECUTIONS,
-    STATUSES,
-    find_runnable_action,
-    insert_execution,
-)
+from chalicelib.db.executions import EXECUTION_FIELDS, EXECUTIONS, STATUSES
 from chalicelib.models.executions import NewExecution
+from chalicelib.pipeline.executions import find_action, request_execution
+from chalicelib.pipeline.outbox import publish
 
 bp = Blueprint(__name__)
 
@@ -57,24 +52,21 @@ def get_execution(call: Call, execution_id: str) -> dict[str, Any]:
 @bp.route("/api/v1/executions", methods=["POST"])
 @endpoint(Permission.EXECUTE, body=NewExecution, status=201)
 def create_execution(call: Call) -> dict[str, Any]:
-    """Request a run of an action the tenant owns or a system action."""
+    """Run an action the tenant owns, or a system action; invalid parameters fail it at once."""
     body: NewExecution = call.body
     tenant = call.principal.tenant_id
-    action = find_runnable_action(call.cur, tenant, body.action_ref)
+    action = find_action(call.cur, tenant, body.action_ref)
     if action is None:
         raise NotFound(f"action {body.action_ref!r} not found")
     if not action["enabled"]:
         raise Unprocessable(f"action {body.action_ref!r} is disabled")
-    row = insert_execution(
-        call.cur, tenant_id=tenant, action=action, parameters=body.parameters, created_by=call.principal.user_id
-    )
-    audit.record(
+    requested = request_execution(
         call.cur,
         tenant_id=tenant,
+        action=action,
+        parameters=body.parameters,
         actor=call.principal.actor,
-        action="execution.created",
-        entity_type="execution",
-        entity_id=row["id"],
-        detail={"action_ref": body.action_ref},
+        created_by=call.principal.user_id,
     )
-    return pick(row, EXECUTION_FIELDS)
+    call.after_commit.append(lambda: publish(requested.messages))
+    return pick(requested.execution, EXECUTION_FIELDS)

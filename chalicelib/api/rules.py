@@ -24,6 +24,7 @@ from chalicelib.db.automation import (
 )
 from chalicelib.db.pool import Cursor
 from chalicelib.models.automation import NewRule, RulePatch
+from chalicelib.timers.ticker import schedule_now
 
 bp = Blueprint(__name__)
 
@@ -58,6 +59,8 @@ def create_rule(call: Call) -> dict[str, Any]:
     values = body.model_dump()
     values["ref"] = body.ref or f"rule-{uuid.uuid4().hex[:8]}"
     row = insert_rule(call.cur, tenant, values)
+    if row["enabled"]:  # a timer used by its first enabled rule fires from now on, without waiting for a tick
+        call.after_commit.append(lambda: schedule_now(body.trigger_id))
     audit.record(
         call.cur,
         tenant_id=tenant,
@@ -112,6 +115,8 @@ def patch_rule(call: Call, rule_id: str) -> dict[str, Any]:
     row = update_rule(call.cur, call.principal.tenant_id, current["id"], values)
     if row is None:
         raise NotFound(f"rule {rule_id} not found")
+    if body.enabled:
+        call.after_commit.append(lambda: schedule_now(current["trigger_id"]))
     audit.record(
         call.cur,
         tenant_id=call.principal.tenant_id,

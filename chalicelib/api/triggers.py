@@ -7,26 +7,43 @@ from typing import Any
 
 from chalice import Blueprint
 
+from chalicelib import envelope
 from chalicelib.api.context import Call, endpoint
 from chalicelib.api.params import bool_param, choice_param, page, path_id
 from chalicelib.api.serialize import listing, pick
 from chalicelib.core.auth import Permission
-from chalicelib.core.errors import NotFound
+from chalicelib.core.errors import NotFound, ValidationFailed
 from chalicelib.core.timers import validate_trigger_parameters
-from chalicelib.db import audit
-from chalicelib.db.automation import TRIGGER_FIELDS, TRIGGERS, insert_trigger, update_trigger
+from chalicelib.db import audit, timers
+from chalicelib.db.automation import TRIGGER_FIELDS, TRIGGERS, insert_trigger, set_trigger_secret, update_trigger
 from chalicelib.models.automation import NewTrigger, TriggerPatch
+from chalicelib.timers.ticker import schedule_now
 
 bp = Blueprint(__name__)
 TYPES = frozenset({"webhook", "interval", "date", "cron", "sensor"})
+TIMER_TYPES = frozenset({"interval", "date", "cron"})
 
 
 def render(row: dict[str, Any]) -> dict[str, Any]:
-    """A trigger as the API shows it; webhooks carry the URL to POST events to."""
+    """A trigger as the API shows it; webhooks carry the URL to POST events to (never the secret)."""
     out = pick(row, TRIGGER_FIELDS)
     if row["type"] == "webhook":
         out["webhook_url"] = f"/api/v1/webhooks/{row['id']}"
+        out["hmac"] = row.get("webhook_secret") is not None
     return out
+
+
+def secret_name(trigger_id: int) -> str:
+    """What a webhook secret's ciphertext is bound to, so it cannot be moved to another trigger."""
+    return f"trigger:{trigger_id}:webhook_secret"
+
+
+def _store_secret(call: Call, row: dict[str, Any], secret: str) -> dict[str, Any]:
+    if row["type"] != "webhook":
+        raise ValidationFailed("secret applies to webhook triggers only")
+    sealed = envelope.seal(call.principal.tenant_id, secret_name(row["id"]), secret.encode()) if secret else None
+    set_trigger_secret(call.cur, call.principal.tenant_id, row["id"], sealed)
+    return {**row, "webhook_secret": sealed}
 
 
 def _load(call: Call, trigger_id: str) -> dict[str, Any]:
@@ -53,6 +70,11 @@ def create_trigger(call: Call) -> dict[str, Any]:
             "enabled": body.enabled,
         },
     )
+    if body.secret is not None:
+        row = _store_secret(call, row, body.secret)
+    if body.type in TIMER_TYPES and body.enabled:
+        tid = row["id"]
+        call.after_commit.append(lambda: schedule_now(tid))  # first fires now, not at the next tick
     audit.record(
         call.cur,
         tenant_id=call.principal.tenant_id,
@@ -60,7 +82,7 @@ def create_trigger(call: Call) -> dict[str, Any]:
         action="trigger.created",
         entity_type="trigger",
         entity_id=row["id"],
-        detail={"type": body.type},
+        detail={"type": body.type, "hmac": body.secret is not None},
     )
     return render(row)
 
@@ -96,9 +118,19 @@ def patch_trigger(call: Call, trigger_id: str) -> dict[str, Any]:
     values = body.model_dump(exclude_unset=True)
     if body.parameters is not None:
         values["parameters"] = validate_trigger_parameters(current["type"], dict(body.parameters))
+    secret = values.pop("secret", None)
     row = update_trigger(call.cur, call.principal.tenant_id, current["id"], values)
     if row is None:
         raise NotFound(f"trigger {trigger_id} not found")
+    if current["type"] in TIMER_TYPES:
+        if body.parameters is not None:  # a new schedule: pending fires of the old one are dropped
+            timers.reset_timer(call.cur, call.principal.tenant_id, row["id"])
+        if row["enabled"] and (body.parameters is not None or body.enabled):
+            tid = row["id"]
+            call.after_commit.append(lambda: schedule_now(tid))
+    if secret is not None:
+        row = _store_secret(call, row, secret)
+        values["secret"] = "(changed)" if secret else "(removed)"
     audit.record(
         call.cur,
         tenant_id=call.principal.tenant_id,

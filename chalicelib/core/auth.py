@@ -157,3 +157,49 @@ def verify_token(key: bytes, token: str, *, token_type: str) -> Claims:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise Unauthorized("invalid token: malformed claims") from exc
+
+
+def issue_action_token(key: bytes, *, tenant_id: int, execution_id: int, ttl_seconds: int) -> str:
+    """A token for one running execution, so its action can use the tenant's datastore.
+
+    It is accepted only by the datastore endpoints and only while the execution
+    is running (the API checks), whatever its expiry says.
+    """
+    issued = int(time.time())
+    payload: dict[str, Any] = {
+        "iss": ISSUER,
+        "sub": f"execution:{execution_id}",
+        "tid": tenant_id,
+        "xid": execution_id,
+        "typ": "action",
+        "jti": str(uuid.uuid4()),
+        "iat": issued,
+        "exp": issued + ttl_seconds,
+    }
+    return jwt.encode(payload, key, algorithm=ALGORITHMS[0])
+
+
+@dataclass(frozen=True)
+class ActionClaims:
+    """What a verified action token says."""
+
+    tenant_id: int
+    execution_id: int
+
+
+def verify_action_token(key: bytes, token: str) -> ActionClaims:
+    """Verify an action token (signature, algorithm, expiry, issuer, type)."""
+    try:
+        payload = jwt.decode(
+            token, key, algorithms=ALGORITHMS, issuer=ISSUER, options={"require": ["exp", "iat", "sub", "iss"]}
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise Unauthorized("token expired") from exc
+    except jwt.InvalidTokenError as exc:
+        raise Unauthorized(f"invalid token: {exc}") from exc
+    if payload.get("typ") != "action":
+        raise Unauthorized("invalid token: not an action token")
+    try:
+        return ActionClaims(tenant_id=int(payload["tid"]), execution_id=int(payload["xid"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise Unauthorized("invalid token: malformed claims") from exc

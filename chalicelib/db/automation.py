@@ -26,7 +26,8 @@ RULE_FIELDS = (
 EVENT_FIELDS = ("id", "trigger_id", "payload", "created")
 ENFORCEMENT_FIELDS = ("id", "rule_id", "event_id", "trigger_id", "status", "error", "created", "updated")
 
-TRIGGERS = Table("trigger", TRIGGER_FIELDS, frozenset({"type", "enabled"}))
+# webhook_secret is selected only to show whether one is set; it is never rendered.
+TRIGGERS = Table("trigger", (*TRIGGER_FIELDS, "webhook_secret"), frozenset({"type", "enabled"}))
 RULES = Table("rule", RULE_FIELDS, frozenset({"trigger_id", "action_ref", "enabled"}))
 EVENTS = Table("event", EVENT_FIELDS, frozenset({"trigger_id"}))
 ENFORCEMENTS = Table("enforcement", ENFORCEMENT_FIELDS, frozenset({"trigger_id", "rule_id", "event_id", "status"}))
@@ -34,7 +35,10 @@ ENFORCEMENTS = Table("enforcement", ENFORCEMENT_FIELDS, frozenset({"trigger_id",
 INSERT_TRIGGER = """
 INSERT INTO attune.trigger (tenant_id, ref, type, description, parameters, enabled)
 VALUES (%(tenant_id)s, %(ref)s, %(type)s, %(description)s, %(parameters)s, %(enabled)s)
-RETURNING id, ref, type, description, parameters, enabled, state, created, updated
+RETURNING id, ref, type, description, parameters, enabled, state, created, updated, webhook_secret
+"""
+SET_TRIGGER_HMAC = """
+UPDATE attune.trigger SET webhook_secret = %(secret)s WHERE tenant_id = %(tenant_id)s AND id = %(id)s
 """
 UPDATE_TRIGGER = """
 UPDATE attune.trigger SET
@@ -42,7 +46,7 @@ UPDATE attune.trigger SET
     description = coalesce(%(description)s, description),
     enabled = coalesce(%(enabled)s, enabled)
 WHERE tenant_id = %(tenant_id)s AND id = %(id)s
-RETURNING id, ref, type, description, parameters, enabled, state, created, updated
+RETURNING id, ref, type, description, parameters, enabled, state, created, updated, webhook_secret
 """
 INSERT_RULE = """
 INSERT INTO attune.rule (tenant_id, ref, description, trigger_id, action_ref, criteria, parameters,
@@ -80,6 +84,11 @@ def insert_trigger(cur: Cursor, tenant_id: int, values: dict[str, Any]) -> dict[
     row = cur.fetchone()
     assert row is not None
     return row
+
+
+def set_trigger_secret(cur: Cursor, tenant_id: int, trigger_id: int, sealed: bytes | None) -> None:
+    """Store (or clear) a webhook's sealed HMAC secret."""
+    cur.execute(SET_TRIGGER_HMAC, {"tenant_id": tenant_id, "id": trigger_id, "secret": sealed})
 
 
 def update_trigger(cur: Cursor, tenant_id: int, trigger_id: int, values: dict[str, Any]) -> dict[str, Any] | None:

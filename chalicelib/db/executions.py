@@ -42,25 +42,14 @@ EXECUTIONS = Table(
     frozenset({"status", "action_ref", "parent_execution_id", "enforcement_id"}),
 )
 
-FIND_RUNNABLE_ACTION = """
-SELECT id, ref, parameters, enabled FROM attune.action
-WHERE ref = %(ref)s AND (tenant_id = %(tenant_id)s OR tenant_id IS NULL)
-ORDER BY tenant_id NULLS LAST LIMIT 1
-"""
 INSERT_EXECUTION = """
 INSERT INTO attune.execution (tenant_id, action_ref, action_id, status, parameters, created_by,
-                              parent_execution_id, enforcement_id)
+                              parent_execution_id, enforcement_id, pack_storage_key)
 VALUES (%(tenant_id)s, %(action_ref)s, %(action_id)s, 'requested', %(parameters)s, %(created_by)s,
-        %(parent_execution_id)s, %(enforcement_id)s)
+        %(parent_execution_id)s, %(enforcement_id)s, %(pack_storage_key)s)
 RETURNING id, action_ref, status, parameters, result, parent_execution_id, enforcement_id,
           retry_count, created, updated, started, finished
 """
-
-
-def find_runnable_action(cur: Cursor, tenant_id: int, ref: str) -> dict[str, Any] | None:
-    """The action `ref` names for this tenant: its own first, else a system one."""
-    cur.execute(FIND_RUNNABLE_ACTION, {"ref": ref, "tenant_id": tenant_id})
-    return cur.fetchone()
 
 
 def insert_execution(
@@ -72,8 +61,9 @@ def insert_execution(
     created_by: int | None,
     parent_execution_id: int | None = None,
     enforcement_id: int | None = None,
+    pack_storage_key: str | None = None,
 ) -> dict[str, Any]:
-    """A new execution in status `requested`."""
+    """A new execution in status `requested`, pinned to the pack version current now."""
     cur.execute(
         INSERT_EXECUTION,
         {
@@ -84,6 +74,7 @@ def insert_execution(
             "created_by": created_by,
             "parent_execution_id": parent_execution_id,
             "enforcement_id": enforcement_id,
+            "pack_storage_key": pack_storage_key,
         },
     )
     row = cur.fetchone()

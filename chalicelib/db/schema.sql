@@ -176,13 +176,16 @@ CREATE TABLE attune.execution (
     created timestamptz NOT NULL DEFAULT now(),
     updated timestamptz NOT NULL DEFAULT now(),
     started timestamptz,
-    finished timestamptz
+    finished timestamptz,
+    pack_storage_key text,
+    attempt integer NOT NULL DEFAULT 0
 );
 CREATE INDEX execution_tenant_idx ON attune.execution (tenant_id, id);
 CREATE INDEX execution_status_idx ON attune.execution (tenant_id, status, id);
 CREATE INDEX execution_action_idx ON attune.execution (tenant_id, action_ref, id);
 CREATE INDEX execution_parent_idx ON attune.execution (parent_execution_id) WHERE parent_execution_id IS NOT NULL;
 CREATE INDEX execution_enforcement_idx ON attune.execution (enforcement_id) WHERE enforcement_id IS NOT NULL;
+CREATE INDEX execution_heartbeat_idx ON attune.execution (heartbeat_at) WHERE status = 'running';
 
 CREATE TABLE attune.inquiry (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -216,6 +219,7 @@ CREATE TABLE attune.datastore_item (
         OR (NOT encrypted AND ciphertext IS NULL AND wrapped_key IS NULL))
 );
 CREATE UNIQUE INDEX datastore_item_key ON attune.datastore_item (tenant_id, key);
+CREATE INDEX datastore_item_expiry_idx ON attune.datastore_item (expires_at) WHERE expires_at IS NOT NULL;
 
 CREATE TABLE attune.audit_log (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -234,6 +238,20 @@ CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON attune.audit_log
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON attune.audit_log
     FOR EACH STATEMENT EXECUTE FUNCTION attune.refuse_change();
 
+-- The transactional outbox: a message is written in the same transaction as the
+-- change it announces, sent after commit, and deleted by its consumer once acted
+-- on. The relay re-sends what was never sent (a crash between commit and send)
+-- or never acknowledged (a lost message), so nothing waits forever.
+CREATE TABLE attune.outbox (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    queue text NOT NULL,
+    body jsonb NOT NULL,
+    created timestamptz NOT NULL DEFAULT clock_timestamp(),
+    sent_at timestamptz,
+    attempts integer NOT NULL DEFAULT 0
+);
+CREATE INDEX outbox_pending_idx ON attune.outbox (coalesce(sent_at, created));
+
 -- Liveness of the local cloud's roles (and of pollers in production): /health
 -- answers 200 only when every expected role has beaten recently.
 CREATE TABLE attune.component (
@@ -244,6 +262,24 @@ CREATE TABLE attune.component (
     beat_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (role, instance)
 );
+
+-- Timer fires: one row per (timer, due time), claimed by the ticker before its
+-- delayed message is sent and compare-and-set to `fired` by the fire handler in
+-- the transaction that stores the event, so nothing fires twice.
+CREATE TABLE attune.timer_fire (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tenant_id bigint NOT NULL REFERENCES attune.tenant (id) ON DELETE CASCADE,
+    trigger_id bigint NOT NULL REFERENCES attune.trigger (id) ON DELETE CASCADE,
+    due_at timestamptz NOT NULL,
+    status text NOT NULL DEFAULT 'claimed' CHECK (status IN ('claimed', 'fired', 'skipped', 'missed')),
+    claimed_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    sent_at timestamptz,
+    fired_at timestamptz,
+    event_id bigint REFERENCES attune.event (id) ON DELETE SET NULL,
+    UNIQUE (trigger_id, due_at)
+);
+CREATE INDEX timer_fire_claimed_idx ON attune.timer_fire (due_at) WHERE status = 'claimed';
+CREATE INDEX timer_fire_tenant_idx ON attune.timer_fire (tenant_id, id);
 
 CREATE TRIGGER app_user_touch BEFORE UPDATE ON attune.app_user FOR EACH ROW EXECUTE FUNCTION attune.touch_updated();
 CREATE TRIGGER pack_touch BEFORE UPDATE ON attune.pack FOR EACH ROW EXECUTE FUNCTION attune.touch_updated();
@@ -271,6 +307,7 @@ ALTER TABLE attune.execution ENABLE ROW LEVEL SECURITY;
 ALTER TABLE attune.inquiry ENABLE ROW LEVEL SECURITY;
 ALTER TABLE attune.datastore_item ENABLE ROW LEVEL SECURITY;
 ALTER TABLE attune.audit_log ENABLE ROW LEVEL SECURITY;
+ALTER TABLE attune.timer_fire ENABLE ROW LEVEL SECURITY;
 
 CREATE POLICY tenant_rw ON attune.app_user USING (attune.rls_bypass() OR tenant_id = attune.current_tenant()) WITH CHECK (attune.rls_bypass() OR tenant_id = attune.current_tenant());
 CREATE POLICY tenant_rw ON attune.refresh_token USING (attune.rls_bypass() OR tenant_id = attune.current_tenant()) WITH CHECK (attune.rls_bypass() OR tenant_id = attune.current_tenant());
@@ -286,6 +323,7 @@ CREATE POLICY tenant_rw ON attune.execution USING (attune.rls_bypass() OR tenant
 CREATE POLICY tenant_rw ON attune.inquiry USING (attune.rls_bypass() OR tenant_id = attune.current_tenant()) WITH CHECK (attune.rls_bypass() OR tenant_id = attune.current_tenant());
 CREATE POLICY tenant_rw ON attune.datastore_item USING (attune.rls_bypass() OR tenant_id = attune.current_tenant()) WITH CHECK (attune.rls_bypass() OR tenant_id = attune.current_tenant());
 CREATE POLICY tenant_rw ON attune.audit_log USING (attune.rls_bypass() OR tenant_id = attune.current_tenant()) WITH CHECK (attune.rls_bypass() OR tenant_id = attune.current_tenant());
+CREATE POLICY tenant_rw ON attune.timer_fire USING (attune.rls_bypass() OR tenant_id = attune.current_tenant()) WITH CHECK (attune.rls_bypass() OR tenant_id = attune.current_tenant());
 
 GRANT USAGE ON SCHEMA attune TO attune_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA attune TO attune_app;

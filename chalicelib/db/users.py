@@ -13,6 +13,9 @@ LOAD_PRINCIPAL = """
 SELECT id, tenant_id, username, role FROM attune.app_user
 WHERE id = %(id)s AND tenant_id = %(tenant_id)s
 """
+RUNNING_EXECUTION = """
+SELECT 1 FROM attune.execution WHERE id = %(id)s AND tenant_id = %(tenant_id)s AND status = 'running'
+"""
 INSERT_TENANT = "INSERT INTO attune.tenant (name) VALUES (%(name)s) RETURNING id"
 INSERT_USER = """
 INSERT INTO attune.app_user (tenant_id, username, password_hash, role)

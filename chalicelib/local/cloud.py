@@ -200,6 +200,7 @@ class LocalCloud:
                      moto_pid=self.moto.process.pid if self.moto else None,
                      postgres_pid=self.pg.pid if self.pg else None, ready=False, roles={})
         env = dict(os.environ, ATTUNE_EXPECTED_ROLES=",".join(ROLES), PYTHONUNBUFFERED="1",
+                   ATTUNE_API_URL=os.environ.get("ATTUNE_API_URL", api_url),
                    PYTHONPATH=os.pathsep.join(p for p in (str(REPO_ROOT),
                                                           os.environ.get("PYTHONPATH")) if p))
         self.supervisor = Supervisor(list(ROLES.values()), env=env, cwd=REPO_ROOT,

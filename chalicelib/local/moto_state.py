@@ -83,6 +83,9 @@ def _save_if_changed(path: Path, last: str | None) -> str:
 
 def keep(path: Path, interval: float = 0.5) -> None:
     """Restore now, then save changes in a daemon thread for as long as moto runs."""
+    # Import moto's KMS backend here, on the main thread, before moto.server is imported:
+    # importing it first from the saver thread races moto's own imports (a circular-import failure).
+    _backends()
     count = restore(path)
     if count:
         log.info("restored %d local KMS key(s) from %s", count, path)

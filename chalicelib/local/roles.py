@@ -56,3 +56,33 @@ def register(role: Role) -> Role:
 
 register(Role("api", main="chalicelib.local.api_server:serve"))
 register(Role("scheduler", main="chalicelib.local.scheduler:serve"))
+register(
+    Role(
+        "rules",
+        queues=(QueueBinding(queue="events", handler="functions.rules.app.handler", batch_size=10, concurrency=2),),
+    )
+)
+register(Role("relay", main="chalicelib.pipeline.relay:serve"))
+# Timer fires arrive a second or two before they are due and are held until then, so the
+# role needs enough pollers that held batches never keep a due fire waiting on the queue.
+register(
+    Role(
+        "timers",
+        queues=(QueueBinding(queue="timer-fires", handler="functions.timers.app.fire_handler", concurrency=16),),
+        stop_grace_seconds=10,
+    )
+)
+# The worker takes batches of 10 (few SQS calls per execution) and returns once each
+# record's action has started, so a slow action never holds the next batch; at most
+# ATTUNE_WORKER_CONCURRENCY actions run at once. Its main drains in-flight actions on
+# SIGTERM (T3.30); past the grace, it stops what is left and records it as failed.
+register(
+    Role(
+        "worker",
+        queues=(
+            QueueBinding(queue="work", handler="functions.worker.app.poller_handler", batch_size=10, concurrency=2),
+        ),
+        main="chalicelib.worker.service:serve",
+        stop_grace_seconds=60,
+    )
+)

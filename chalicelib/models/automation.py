@@ -13,14 +13,18 @@ Description = Annotated[str, Field(max_length=4096)]
 TriggerType = Literal["webhook", "interval", "date", "cron", "sensor"]
 
 
+WebhookSecret = Annotated[str, Field(min_length=16, max_length=512)]
+
+
 class NewTrigger(Contract):
-    """`POST /api/v1/triggers`."""
+    """`POST /api/v1/triggers`; `secret` (webhooks only) makes HMAC signatures mandatory."""
 
     type: TriggerType
     parameters: dict[str, JsonValue] = Field(default_factory=dict)
     ref: Ref | None = None
     description: Description | None = None
     enabled: bool = True
+    secret: WebhookSecret | None = None
 
 
 class TriggerPatch(Contract):
@@ -29,6 +33,7 @@ class TriggerPatch(Contract):
     parameters: dict[str, JsonValue] | None = None
     description: Description | None = None
     enabled: bool | None = None
+    secret: WebhookSecret | Literal[""] | None = None
 
 
 Template = Annotated[str, Field(max_length=16384)]

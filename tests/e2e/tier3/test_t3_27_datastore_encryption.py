@@ -62,6 +62,7 @@ def test_no_key_material_column_in_the_schema(cloud: Cloud) -> None:
             ).fetchall()
         }
     suspicious = {n for n in names if "key" in n or "secret" in n}
-    # key: the datastore key's name; wrapped_key: the KMS-wrapped data key; storage_key: a pack's S3
-    # object key; webhook_secret: a trigger's HMAC secret. None of them is the datastore's encryption key.
-    assert suspicious <= {"key", "wrapped_key", "storage_key", "webhook_secret"}, suspicious
+    # key: the datastore key's name; wrapped_key: the KMS-wrapped data key; storage_key and
+    # pack_storage_key: a pack's S3 object key; webhook_secret: a trigger's sealed HMAC secret.
+    # None of them is the datastore's encryption key.
+    assert suspicious <= {"key", "wrapped_key", "storage_key", "pack_storage_key", "webhook_secret"}, suspicious

@@ -1,0 +1,43 @@
+"""Execution parameters checked against the action's schema before any worker sees them.
+
+Messages are written for people ("Missing required parameter: url"), one per
+problem, so a failed execution says exactly what to fix.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from chalicelib.core.packs import apply_defaults, parameters_schema
+
+
+def _describe(error: ValidationError) -> str:
+    path = ".".join(str(p) for p in error.absolute_path)
+    if error.validator == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else error.message
+        return f"Missing required parameter: {f'{path}.' if path else ''}{missing}"
+    if error.validator == "additionalProperties" and not path:
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        return f"Unknown parameter{'s' if len(extra) > 1 else ''}: {', '.join(extra)}"
+    where = f"Parameter '{path}'" if path else "Parameters"
+    return f"{where}: {error.message}"
+
+
+@lru_cache(maxsize=512)
+def _validator(frozen: str) -> Draft202012Validator:
+    return Draft202012Validator(json.loads(frozen))
+
+
+def check(declared: Mapping[str, Any], given: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The parameters to run with (defaults applied) and the problems found (empty when valid)."""
+    params = apply_defaults(declared, given)
+    schema = parameters_schema(declared)
+    validator = _validator(json.dumps(schema, sort_keys=True))
+    errors = sorted(validator.iter_errors(params), key=lambda e: (list(e.absolute_path), e.message))
+    return params, [_describe(e) for e in errors]

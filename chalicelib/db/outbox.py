@@ -1,0 +1,68 @@
+"""The transactional outbox's SQL: enqueue in the writer's transaction, ack in the consumer's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from chalicelib.db.pool import Cursor
+
+INSERT = "INSERT INTO attune.outbox (queue, body) VALUES (%(queue)s, %(body)s) RETURNING id"
+ACK = "DELETE FROM attune.outbox WHERE id = %(id)s"
+MARK_SENT = """
+UPDATE attune.outbox SET sent_at = clock_timestamp(), attempts = attempts + 1
+WHERE id = ANY(%(ids)s)
+"""
+# Claim by stamping sent_at and committing before the send: no row lock is held while SQS is
+# slow, so a consumer's acknowledgement (a DELETE of the row) never waits behind the relay.
+CLAIM_DUE = """
+UPDATE attune.outbox SET sent_at = clock_timestamp(), attempts = attempts + 1
+WHERE id IN (
+    SELECT id FROM attune.outbox
+    WHERE (sent_at IS NULL AND created < clock_timestamp() - make_interval(secs => %(unsent_after)s))
+       OR (sent_at < clock_timestamp() - make_interval(secs => %(unacked_after)s))
+    ORDER BY id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING id, queue, body
+"""
+UNMARK_SENT = "UPDATE attune.outbox SET sent_at = NULL WHERE id = ANY(%(ids)s)"
+LOAD = "SELECT id, queue, body FROM attune.outbox WHERE id = ANY(%(ids)s) ORDER BY id"
+
+
+def enqueue(cur: Cursor, queue: str, body: dict[str, Any]) -> int:
+    """Write a message to send after this transaction commits; its outbox id (also put in the body)."""
+    cur.execute(INSERT, {"queue": queue, "body": Jsonb(body)})
+    row = cur.fetchone()
+    assert row is not None
+    return int(row["id"])
+
+
+def ack(cur: Cursor, outbox_id: int | None) -> None:
+    """The consumer has acted on the message: it must never be re-sent."""
+    if outbox_id is not None:
+        cur.execute(ACK, {"id": outbox_id})
+
+
+def mark_sent(cur: Cursor, ids: list[int]) -> None:
+    """Record a send; the relay re-sends if no consumer acknowledges in time."""
+    cur.execute(MARK_SENT, {"ids": ids})
+
+
+def claim_due(cur: Cursor, *, unsent_after: float, unacked_after: float, limit: int) -> list[dict[str, Any]]:
+    """Claim rows never sent (writer died after commit) or sent but never acknowledged (message lost)."""
+    cur.execute(CLAIM_DUE, {"unsent_after": unsent_after, "unacked_after": unacked_after, "limit": limit})
+    return cur.fetchall()
+
+
+def unmark_sent(cur: Cursor, ids: list[int]) -> None:
+    """A claimed send failed: make the rows due again at once."""
+    cur.execute(UNMARK_SENT, {"ids": ids})
+
+
+def load(cur: Cursor, ids: list[int]) -> list[dict[str, Any]]:
+    """The rows a writer just committed, to send them at once."""
+    cur.execute(LOAD, {"ids": ids})
+    return cur.fetchall()

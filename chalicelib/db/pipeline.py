@@ -1,0 +1,113 @@
+"""SQL of the event pipeline: events, enforcements, execution status changes (compare-and-set)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from chalicelib.core import status
+from chalicelib.db.pool import Cursor
+
+FIND_WEBHOOK_TRIGGER = """
+SELECT id, tenant_id, type, enabled, webhook_secret FROM attune.trigger WHERE id = %(id)s
+"""
+INSERT_EVENT = """
+INSERT INTO attune.event (tenant_id, trigger_id, payload)
+VALUES (%(tenant_id)s, %(trigger_id)s, %(payload)s)
+RETURNING id, trigger_id, payload, created
+"""
+LOAD_EVENT = """
+SELECT e.id, e.tenant_id, e.trigger_id, e.payload, e.created, t.type AS trigger_type, t.ref AS trigger_ref
+FROM attune.event e JOIN attune.trigger t ON t.id = e.trigger_id
+WHERE e.id = %(id)s AND e.tenant_id = %(tenant_id)s
+"""
+ENABLED_RULES = """
+SELECT id, ref, action_ref, criteria, parameters, notify_on_trigger FROM attune.rule
+WHERE tenant_id = %(tenant_id)s AND trigger_id = %(trigger_id)s AND enabled
+ORDER BY id
+"""
+INSERT_ENFORCEMENT = """
+INSERT INTO attune.enforcement (tenant_id, rule_id, event_id, trigger_id, status, error)
+VALUES (%(tenant_id)s, %(rule_id)s, %(event_id)s, %(trigger_id)s, %(status)s, %(error)s)
+ON CONFLICT (rule_id, event_id) DO NOTHING
+RETURNING id
+"""
+SET_ENFORCEMENT_STATUS = """
+UPDATE attune.enforcement SET status = %(status)s, error = %(error)s WHERE id = %(id)s
+"""
+# Compare-and-set: the allowed "from" states come from core.status, the one place transitions live.
+TRANSITION = """
+UPDATE attune.execution
+SET status = %(to)s,
+    result = coalesce(%(result)s, result),
+    finished = CASE WHEN %(final)s THEN clock_timestamp() ELSE finished END
+WHERE id = %(id)s AND tenant_id = %(tenant_id)s AND status = ANY(%(sources)s)
+RETURNING id, status
+"""
+
+
+def find_trigger(cur: Cursor, trigger_id: int) -> dict[str, Any] | None:
+    """A trigger by id across tenants (a webhook call names no tenant)."""
+    cur.execute(FIND_WEBHOOK_TRIGGER, {"id": trigger_id})
+    return cur.fetchone()
+
+
+def insert_event(cur: Cursor, tenant_id: int, trigger_id: int, payload: Any) -> dict[str, Any]:
+    """Store what fired."""
+    cur.execute(INSERT_EVENT, {"tenant_id": tenant_id, "trigger_id": trigger_id, "payload": Jsonb(payload)})
+    row = cur.fetchone()
+    assert row is not None
+    return row
+
+
+def load_event(cur: Cursor, tenant_id: int, event_id: int) -> dict[str, Any] | None:
+    """An event with its trigger's type and ref."""
+    cur.execute(LOAD_EVENT, {"id": event_id, "tenant_id": tenant_id})
+    return cur.fetchone()
+
+
+def enabled_rules(cur: Cursor, tenant_id: int, trigger_id: int) -> list[dict[str, Any]]:
+    """The rules an event of this trigger is evaluated against."""
+    cur.execute(ENABLED_RULES, {"tenant_id": tenant_id, "trigger_id": trigger_id})
+    return cur.fetchall()
+
+
+def insert_enforcement(
+    cur: Cursor, *, tenant_id: int, rule_id: int, event_id: int, trigger_id: int, state: str, error: str | None
+) -> int | None:
+    """One enforcement per (rule, event); None when a redelivered event already made it."""
+    cur.execute(
+        INSERT_ENFORCEMENT,
+        {
+            "tenant_id": tenant_id,
+            "rule_id": rule_id,
+            "event_id": event_id,
+            "trigger_id": trigger_id,
+            "status": state,
+            "error": error,
+        },
+    )
+    row = cur.fetchone()
+    return None if row is None else int(row["id"])
+
+
+def set_enforcement_status(cur: Cursor, enforcement_id: int, state: str, error: str | None = None) -> None:
+    """Record what became of an enforcement's execution request."""
+    cur.execute(SET_ENFORCEMENT_STATUS, {"id": enforcement_id, "status": state, "error": error})
+
+
+def transition(cur: Cursor, tenant_id: int, execution_id: int, to: str, result: dict[str, Any] | None = None) -> bool:
+    """Move an execution to `to` if its current state allows it; whether it moved."""
+    cur.execute(
+        TRANSITION,
+        {
+            "id": execution_id,
+            "tenant_id": tenant_id,
+            "to": to,
+            "sources": status.sources(to),
+            "final": to in status.FINAL,
+            "result": None if result is None else Jsonb(result),
+        },
+    )
+    return cur.fetchone() is not None

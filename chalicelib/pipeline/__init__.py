@@ -1,0 +1,1 @@
+"""The event pipeline: webhook → event → rules → enforcement → execution → worker."""

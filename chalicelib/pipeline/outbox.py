@@ -1,0 +1,122 @@
+"""Sending what the outbox holds: at once after commit, and again by the relay if need be.
+
+A writer enqueues in its own transaction, commits, then calls `publish` with
+what it enqueued; a crash or an SQS error between commit and send only delays
+the message until the relay's next sweep. Consumers acknowledge (delete the
+row) in the transaction that acts on the message, so the relay also re-sends
+messages that were sent but lost (moto's queues do not survive a restart).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib.aws import queues
+from chalicelib.core.errors import AttuneError
+from chalicelib.db import outbox
+from chalicelib.db.pool import Cursor, system_tx
+
+log = logging.getLogger(__name__)
+
+# A one-shot crash switch for the "killed between commit and send" test: when the
+# file it names exists, the process deletes it and dies right after committing.
+CRASH_FILE_ENV = "ATTUNE_FAULT_CRASH_BEFORE_SEND"
+UNSENT_AFTER_S = 1.0
+# Long enough that a message merely waiting in a deep queue is not duplicated.
+UNACKED_AFTER_S = 300.0
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A message enqueued in a transaction that has not been sent yet."""
+
+    id: int
+    queue: str
+    body: dict[str, Any]
+
+
+def enqueue(cur: Cursor, queue: str, body: dict[str, Any]) -> Pending:
+    """Write a message in the caller's transaction; `publish` it after commit."""
+    outbox_id = outbox.enqueue(cur, queue, body)
+    full = {**body, "outbox_id": outbox_id}
+    return Pending(outbox_id, queue, full)
+
+
+def _crash_if_asked() -> None:
+    marker = os.environ.get(CRASH_FILE_ENV)
+    if marker and Path(marker).exists():
+        Path(marker).unlink()
+        log.error("fault injection: dying between commit and send")
+        os._exit(137)
+
+
+def _send(messages: list[Pending]) -> list[int]:
+    by_queue: dict[str, list[Pending]] = defaultdict(list)
+    for msg in messages:
+        by_queue[msg.queue].append(msg)
+    sent: list[int] = []
+    for queue, batch in by_queue.items():
+        accepted = queues.send_batch(queue, [(str(m.id), m.body) for m in batch])
+        sent += [int(ident) for ident in accepted]
+    return sent
+
+
+def publish(messages: list[Pending]) -> None:
+    """Send committed messages now; on any failure the relay sends them later."""
+    if not messages:
+        return
+    _crash_if_asked()
+    try:
+        sent = _send(messages)
+        if sent:
+            with system_tx() as cur:
+                outbox.mark_sent(cur, sent)
+    except (BotoCoreError, ClientError, AttuneError) as exc:
+        log.warning("send after commit failed (%s); the relay will retry", exc)
+
+
+def relay_once(limit: int = 200, unacked_after: float = UNACKED_AFTER_S) -> int:
+    """One sweep: send rows never sent or never acknowledged; how many were sent.
+
+    Rows are claimed (sent_at stamped) and committed first, then sent outside any
+    transaction; rows whose send failed are made due again.
+    """
+    with system_tx() as cur:
+        rows = outbox.claim_due(cur, unsent_after=UNSENT_AFTER_S, unacked_after=unacked_after, limit=limit)
+    if not rows:
+        return 0
+    pending = [Pending(r["id"], r["queue"], {**r["body"], "outbox_id": r["id"]}) for r in rows]
+    try:
+        sent = _send(pending)
+    except (BotoCoreError, ClientError) as exc:
+        log.warning("relay send failed (%s); will retry", exc)
+        sent = []
+    failed = [p.id for p in pending if p.id not in set(sent)]
+    if failed:
+        with system_tx() as cur:
+            outbox.unmark_sent(cur, failed)
+    if sent:
+        log.info("relay sent %d message(s) that were not sent or not acknowledged", len(sent))
+    return len(sent)
+
+
+def resend_unacknowledged() -> int:
+    """At relay start: re-send every unacknowledged message at once.
+
+    A restarted local cloud has a fresh moto whose queues lost everything in
+    flight; waiting UNACKED_AFTER_S would stall those executions for minutes.
+    Duplicates are harmless: every consumer is idempotent.
+    """
+    total = 0
+    while True:
+        sent = relay_once(limit=500, unacked_after=0.0)
+        total += sent
+        if sent < 500:
+            return total

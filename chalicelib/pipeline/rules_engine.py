@@ -1,0 +1,111 @@
+"""The rules engine: an event → the enabled rules of its trigger → enforcements → executions.
+
+A short pipeline in the StackStorm manner (match → enforce), in one
+transaction per event: enforcements are unique per (rule, event), so a
+redelivered event creates nothing twice, and the event's outbox row is
+acknowledged in the same commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from chalicelib import datastore
+from chalicelib.core.criteria import TemplateFailure, matches, render
+from chalicelib.db import outbox, pipeline
+from chalicelib.db.pool import Cursor, system_tx
+from chalicelib.models.messages import EventMessage
+from chalicelib.pipeline.executions import find_action, request_execution
+from chalicelib.pipeline.outbox import Pending
+
+log = logging.getLogger(__name__)
+
+
+class DatastoreView(Mapping[str, Any]):
+    """`datastore.<key>` in criteria and parameters: read (and decrypted) on first use, then cached."""
+
+    def __init__(self, cur: Cursor, tenant_id: int) -> None:
+        self._cur = cur
+        self._tenant_id = tenant_id
+        self._seen: dict[str, Any] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._seen:
+            self._seen[key] = datastore.get_value(self._cur, self._tenant_id, key)
+        if self._seen[key] is None:
+            raise KeyError(key)
+        return self._seen[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(k for k, v in self._seen.items() if v is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for v in self._seen.values() if v is not None)
+
+
+def _context(cur: Cursor, event: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "trigger": {
+            "data": event["payload"],
+            "id": event["trigger_id"],
+            "type": event["trigger_type"],
+            "ref": event["trigger_ref"],
+        },
+        "event": {
+            "id": event["id"],
+            "trigger_id": event["trigger_id"],
+            "payload": event["payload"],
+            "created": event["created"].isoformat(),
+        },
+        "datastore": DatastoreView(cur, event["tenant_id"]),
+    }
+
+
+def _enforce(cur: Cursor, event: dict[str, Any], rule: dict[str, Any], base: dict[str, Any]) -> list[Pending]:
+    tenant = int(event["tenant_id"])
+    keys = {"tenant_id": tenant, "rule_id": rule["id"], "event_id": event["id"], "trigger_id": event["trigger_id"]}
+    context = {**base, "rule": {"id": rule["id"], "ref": rule["ref"], "action_ref": rule["action_ref"]}}
+    try:
+        if not matches(rule["criteria"], context):
+            return []
+        parameters = render(rule["parameters"], context)
+    except TemplateFailure as exc:
+        pipeline.insert_enforcement(cur, **keys, state="failed", error=exc.message)
+        return []
+    enforcement_id = pipeline.insert_enforcement(cur, **keys, state="created", error=None)
+    if enforcement_id is None:
+        return []  # this event was already enforced for this rule (a redelivery)
+    action = find_action(cur, tenant, rule["action_ref"])
+    if action is None or not action["enabled"]:
+        error = f"action {rule['action_ref']!r} not found or disabled"
+        pipeline.set_enforcement_status(cur, enforcement_id, "failed", error)
+        return []
+    requested = request_execution(
+        cur,
+        tenant_id=tenant,
+        action=action,
+        parameters=parameters if isinstance(parameters, dict) else {},
+        actor=f"rule:{rule['ref']}",
+        enforcement_id=enforcement_id,
+    )
+    if requested.scheduled:
+        pipeline.set_enforcement_status(cur, enforcement_id, "scheduled")
+    else:
+        failure = (requested.execution.get("result") or {}).get("error")
+        pipeline.set_enforcement_status(cur, enforcement_id, "failed", failure)
+    return requested.messages
+
+
+def process_event(message: EventMessage) -> list[Pending]:
+    """Evaluate one event against its trigger's rules; the messages to publish after commit."""
+    pending: list[Pending] = []
+    with system_tx() as cur:
+        event = pipeline.load_event(cur, message.tenant_id, message.event_id)
+        if event is not None:
+            base = _context(cur, event)
+            for rule in pipeline.enabled_rules(cur, message.tenant_id, event["trigger_id"]):
+                pending += _enforce(cur, event, rule, base)
+        outbox.ack(cur, message.outbox_id)
+    return pending
