@@ -16,17 +16,35 @@ WHERE id = ANY(%(ids)s)
 """
 # Claim by stamping sent_at and committing before the send: no row lock is held while SQS is
 # slow, so a consumer's acknowledgement (a DELETE of the row) never waits behind the relay.
-CLAIM_DUE = """
+CLAIM_UNSENT = """
 UPDATE attune.outbox SET sent_at = clock_timestamp(), attempts = attempts + 1
 WHERE id IN (
     SELECT id FROM attune.outbox
-    WHERE (sent_at IS NULL AND created < clock_timestamp() - make_interval(secs => %(unsent_after)s))
-       OR (sent_at < clock_timestamp() - make_interval(secs => %(unacked_after)s))
+    WHERE queue = %(queue)s AND sent_at IS NULL
+      AND created < clock_timestamp() - make_interval(secs => %(unsent_after)s)
     ORDER BY id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 )
 RETURNING id, queue, body
+"""
+CLAIM_UNACKED = """
+UPDATE attune.outbox SET sent_at = clock_timestamp(), attempts = attempts + 1
+WHERE id IN (
+    SELECT id FROM attune.outbox
+    WHERE sent_at < clock_timestamp() - make_interval(secs => %(unacked_after)s)
+    ORDER BY id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING id, queue, body
+"""
+# Sent and not yet acknowledged, per queue: what is on (or in) the queue now.
+IN_FLIGHT = """
+SELECT q.queue, count(o.id) FILTER (WHERE o.sent_at IS NOT NULL) AS in_flight,
+       count(o.id) FILTER (WHERE o.sent_at IS NULL) AS waiting
+FROM (SELECT DISTINCT queue FROM attune.outbox) q JOIN attune.outbox o ON o.queue = q.queue
+GROUP BY q.queue
 """
 UNMARK_SENT = "UPDATE attune.outbox SET sent_at = NULL WHERE id = ANY(%(ids)s)"
 LOAD = "SELECT id, queue, body FROM attune.outbox WHERE id = ANY(%(ids)s) ORDER BY id"
@@ -51,10 +69,27 @@ def mark_sent(cur: Cursor, ids: list[int]) -> None:
     cur.execute(MARK_SENT, {"ids": ids})
 
 
-def claim_due(cur: Cursor, *, unsent_after: float, unacked_after: float, limit: int) -> list[dict[str, Any]]:
-    """Claim rows never sent (writer died after commit) or sent but never acknowledged (message lost)."""
-    cur.execute(CLAIM_DUE, {"unsent_after": unsent_after, "unacked_after": unacked_after, "limit": limit})
-    return cur.fetchall()
+def claim_due(
+    cur: Cursor, *, unsent_after: float, unacked_after: float, limit: int, max_in_flight: int
+) -> list[dict[str, Any]]:
+    """Claim rows never sent (writer died, or relay-mode sending) and rows sent but never acknowledged.
+
+    Unsent rows are claimed only while their queue holds fewer than `max_in_flight`
+    unacknowledged messages: the database, not the queue, is the buffer, so a burst
+    never piles thousands of messages onto a queue (moto's receive slows with depth;
+    SQS's does not, but a shallow queue also keeps redelivery cheap).
+    """
+    claimed: list[dict[str, Any]] = []
+    cur.execute(IN_FLIGHT)
+    for row in cur.fetchall():
+        room = min(limit - len(claimed), max_in_flight - int(row["in_flight"]))
+        if room > 0 and row["waiting"]:
+            cur.execute(CLAIM_UNSENT, {"queue": row["queue"], "unsent_after": unsent_after, "limit": room})
+            claimed += cur.fetchall()
+    if len(claimed) < limit:
+        cur.execute(CLAIM_UNACKED, {"unacked_after": unacked_after, "limit": limit - len(claimed)})
+        claimed += cur.fetchall()
+    return claimed
 
 
 def unmark_sent(cur: Cursor, ids: list[int]) -> None:

@@ -252,6 +252,15 @@ CREATE TABLE attune.outbox (
 );
 CREATE INDEX outbox_pending_idx ON attune.outbox (coalesce(sent_at, created));
 
+-- Wake the relay the moment an outbox row commits (LISTEN attune_outbox).
+CREATE FUNCTION attune.outbox_notify() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$ BEGIN PERFORM pg_notify('attune_outbox', ''); RETURN NULL; END $$;
+
+CREATE TRIGGER outbox_notify AFTER INSERT ON attune.outbox
+    FOR EACH STATEMENT EXECUTE FUNCTION attune.outbox_notify();
+GRANT EXECUTE ON FUNCTION attune.outbox_notify() TO attune_app;
+
 -- Liveness of the local cloud's roles (and of pollers in production): /health
 -- answers 200 only when every expected role has beaten recently.
 CREATE TABLE attune.component (

@@ -201,6 +201,7 @@ class LocalCloud:
                      postgres_pid=self.pg.pid if self.pg else None, ready=False, roles={})
         env = dict(os.environ, ATTUNE_EXPECTED_ROLES=",".join(ROLES), PYTHONUNBUFFERED="1",
                    ATTUNE_API_URL=os.environ.get("ATTUNE_API_URL", api_url),
+                   ATTUNE_OUTBOX_PUBLISH=os.environ.get("ATTUNE_OUTBOX_PUBLISH", "relay"),
                    PYTHONPATH=os.pathsep.join(p for p in (str(REPO_ROOT),
                                                           os.environ.get("PYTHONPATH")) if p))
         self.supervisor = Supervisor(list(ROLES.values()), env=env, cwd=REPO_ROOT,

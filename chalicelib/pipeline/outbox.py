@@ -68,11 +68,30 @@ def _send(messages: list[Pending]) -> list[int]:
     return sent
 
 
+def max_in_flight() -> int:
+    """`ATTUNE_OUTBOX_MAX_IN_FLIGHT` (default 100): unacknowledged messages per queue before the relay holds back."""
+    return int(os.environ.get("ATTUNE_OUTBOX_MAX_IN_FLIGHT", "100"))
+
+
+def inline_publish() -> bool:
+    """Whether writers send their own messages after commit.
+
+    `ATTUNE_OUTBOX_PUBLISH=relay` (what the local cloud sets) leaves every send to
+    the relay, which LISTENs for new outbox rows and sends them in batches: fewer
+    SQS calls per message and no send on the request path. `inline` (the default,
+    for deployments without an always-on relay) sends at once and lets the relay's
+    sweep catch what fails.
+    """
+    return os.environ.get("ATTUNE_OUTBOX_PUBLISH", "inline") != "relay"
+
+
 def publish(messages: list[Pending]) -> None:
-    """Send committed messages now; on any failure the relay sends them later."""
+    """Send committed messages now (inline mode); on any failure the relay sends them later."""
     if not messages:
         return
     _crash_if_asked()
+    if not inline_publish():
+        return
     try:
         sent = _send(messages)
         if sent:
@@ -82,14 +101,20 @@ def publish(messages: list[Pending]) -> None:
         log.warning("send after commit failed (%s); the relay will retry", exc)
 
 
-def relay_once(limit: int = 200, unacked_after: float = UNACKED_AFTER_S) -> int:
+def relay_once(limit: int = 200, unacked_after: float = UNACKED_AFTER_S, unsent_after: float | None = None) -> int:
     """One sweep: send rows never sent or never acknowledged; how many were sent.
 
     Rows are claimed (sent_at stamped) and committed first, then sent outside any
     transaction; rows whose send failed are made due again.
     """
     with system_tx() as cur:
-        rows = outbox.claim_due(cur, unsent_after=UNSENT_AFTER_S, unacked_after=unacked_after, limit=limit)
+        rows = outbox.claim_due(
+            cur,
+            unsent_after=UNSENT_AFTER_S if unsent_after is None else unsent_after,
+            unacked_after=unacked_after,
+            limit=limit,
+            max_in_flight=max_in_flight(),
+        )
     if not rows:
         return 0
     pending = [Pending(r["id"], r["queue"], {**r["body"], "outbox_id": r["id"]}) for r in rows]
@@ -102,8 +127,6 @@ def relay_once(limit: int = 200, unacked_after: float = UNACKED_AFTER_S) -> int:
     if failed:
         with system_tx() as cur:
             outbox.unmark_sent(cur, failed)
-    if sent:
-        log.info("relay sent %d message(s) that were not sent or not acknowledged", len(sent))
     return len(sent)
 
 
@@ -114,9 +137,5 @@ def resend_unacknowledged() -> int:
     flight; waiting UNACKED_AFTER_S would stall those executions for minutes.
     Duplicates are harmless: every consumer is idempotent.
     """
-    total = 0
-    while True:
-        sent = relay_once(limit=500, unacked_after=0.0)
-        total += sent
-        if sent < 500:
-            return total
+    # One pass: a re-sent row is stamped again, so looping would re-send it forever.
+    return relay_once(limit=100_000, unacked_after=0.0)

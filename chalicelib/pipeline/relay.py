@@ -8,15 +8,19 @@ SKIP LOCKED, compare-and-set status changes).
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
+
+import psycopg
 
 from chalicelib import datastore
 from chalicelib.core.errors import AttuneError
-from chalicelib.db.pool import system_tx
-from chalicelib.pipeline.outbox import relay_once, resend_unacknowledged
+from chalicelib.db.pool import database_url, system_tx
+from chalicelib.pipeline.outbox import inline_publish, relay_once, resend_unacknowledged
 from chalicelib.worker.reaper import reap_once
 
 log = logging.getLogger(__name__)
@@ -31,14 +35,36 @@ def _purge_expired() -> int:
         return datastore.purge_expired(cur)
 
 
+def _listen() -> psycopg.Connection[Any] | None:
+    """A connection LISTENing for new outbox rows; None when it cannot be had (the sweep still runs)."""
+    try:
+        conn = psycopg.connect(database_url(), autocommit=True)
+        conn.execute("LISTEN attune_outbox")
+        return conn
+    except psycopg.Error as exc:
+        log.warning("cannot LISTEN for outbox rows (%s); sweeping only", exc)
+        return None
+
+
+def _wait(conn: psycopg.Connection[Any] | None, timeout: float) -> bool:
+    """Wait up to `timeout` for a new-row notification; whether one came."""
+    if conn is None or timeout <= 0:
+        return False
+    try:
+        return any(True for _ in conn.notifies(timeout=timeout, stop_after=1))
+    except psycopg.Error:
+        return False
+
+
 def serve(stop: threading.Event, ready: threading.Event) -> None:
-    """Run the duties on their periods until `stop` is set."""
+    """Run the duties on their periods until `stop` is set; send new outbox rows the moment they commit."""
     duties: list[tuple[str, float, Callable[[], int]]] = [
         ("outbox relay", SWEEP_EVERY_S, relay_once),
         ("reaper", REAP_EVERY_S, reap_once),
         ("datastore purge", PURGE_EVERY_S, _purge_expired),
     ]
     due = dict.fromkeys((name for name, _, _ in duties), 0.0)
+    listener = _listen() if not inline_publish() else None
     try:
         resent = resend_unacknowledged()
         if resent:
@@ -51,10 +77,22 @@ def serve(stop: threading.Event, ready: threading.Event) -> None:
         for name, every, duty in duties:
             if now >= due[name]:
                 due[name] = now + every
-                try:
-                    duty()
-                except AttuneError as exc:
-                    log.warning("%s failed: %s", name, exc.message)
-                except Exception:  # one duty's bug must not stop the others; logged in full
-                    log.exception("%s failed", name)
-        stop.wait(min(due.values()) - time.monotonic() if due else SWEEP_EVERY_S)
+                _run(name, duty)
+        if _wait(listener, min(due.values()) - time.monotonic()):
+            # New rows committed: send everything unsent now, until nothing is left.
+            while _run("outbox send", functools.partial(relay_once, limit=500, unsent_after=0.0)) >= 500:
+                pass
+        elif listener is None:
+            stop.wait(max(0.0, min(due.values()) - time.monotonic()))
+    if listener is not None:
+        listener.close()
+
+
+def _run(name: str, duty: Callable[[], int]) -> int:
+    try:
+        return duty()
+    except AttuneError as exc:
+        log.warning("%s failed: %s", name, exc.message)
+    except Exception:  # one duty's bug must not stop the others; logged in full
+        log.exception("%s failed", name)
+    return 0
