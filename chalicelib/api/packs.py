@@ -18,7 +18,7 @@ from chalicelib.api.serialize import listing, pick
 from chalicelib.config import settings
 from chalicelib.core.auth import Permission
 from chalicelib.core.errors import Forbidden, NotFound
-from chalicelib.core.packs import Files, decode_archive, inline_files, unpack_archive
+from chalicelib.core.pack_archive import Files, decode_archive, inline_files, unpack_archive
 from chalicelib.db import audit
 from chalicelib.db import packs as pack_rows
 from chalicelib.models.packs import PackCreate, PackReload

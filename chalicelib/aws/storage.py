@@ -19,7 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chalicelib.aws.clients import client
 from chalicelib.aws.names import pack_bucket
 from chalicelib.core.errors import NotFound, ServiceUnavailable
-from chalicelib.core.packs import Files, build_archive, unpack_archive
+from chalicelib.core.pack_archive import Files, build_archive, unpack_archive
 
 log = logging.getLogger("attune.storage")
 ARCHIVE_NAME = "pack.tar.gz"

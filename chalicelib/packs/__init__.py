@@ -17,10 +17,10 @@ from typing import Any
 
 from chalicelib.aws import storage
 from chalicelib.core.errors import Conflict, NotFound, ValidationFailed
+from chalicelib.core.pack_archive import Files
 from chalicelib.core.packs import (
     SCRIPT_RUNNERS,
     ActionDef,
-    Files,
     PackIdentity,
     entry_point_path,
     file_index,

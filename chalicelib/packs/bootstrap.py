@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chalicelib.core.errors import ValidationFailed
-from chalicelib.core.packs import Files, PackIdentity, check_files, clean_path, file_index, read_manifest
+from chalicelib.core.pack_archive import Files, check_files, clean_path
+from chalicelib.core.packs import PackIdentity, file_index, read_manifest
 from chalicelib.core.versions import bump_patch, is_newer
 from chalicelib.db import packs as pack_rows
 from chalicelib.db.pool import Cursor, system_tx

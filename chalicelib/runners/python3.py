@@ -21,9 +21,9 @@ from chalicelib.runners.base import (
     RunResult,
     action_file,
     conclude,
-    run_process,
     stdout_output,
 )
+from chalicelib.runners.process import run_process
 
 WRAPPER = Path(__file__).resolve().with_name("wrapper.py")
 

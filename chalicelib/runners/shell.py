@@ -18,9 +18,9 @@ from chalicelib.runners.base import (
     RunResult,
     action_file,
     conclude,
-    run_process,
     stdout_output,
 )
+from chalicelib.runners.process import run_process
 
 DEFAULT_SHELL = "/bin/bash"
 

@@ -27,7 +27,7 @@ from urllib.parse import unquote
 import pytest
 
 from chalicelib.core.errors import ValidationFailed
-from chalicelib.runners import TRUNCATION_MARKER, RunRequest, RunResult, base, runner_for
+from chalicelib.runners import TRUNCATION_MARKER, RunRequest, RunResult, process, runner_for
 
 SECRET = "secret123-do-not-leak"
 TOKEN = "exec-token-do-not-leak"
@@ -535,7 +535,7 @@ def test_sdk_is_importable_from_a_shell_action(stub_api: str) -> None:
 
 def test_exit_is_noticed_by_polling_where_pidfd_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     # GIVEN a kernel without pidfd_open (before Linux 5.3)
-    monkeypatch.setattr(base, "_pidfd", lambda pid: None)
+    monkeypatch.setattr(process, "_pidfd", lambda pid: None)
     # THEN normal ends, timeouts and leftovers behave the same
     assert _run("shell", code='echo \'{"ok": 1}\'').output == {"ok": 1}
     result = _run("shell", code="sleep 300 &\necho $!\nsleep 300", timeout_s=0.5, grace_s=1)

@@ -10,18 +10,20 @@ from pathlib import Path
 import pytest
 
 from chalicelib.core.errors import PayloadTooLarge, ValidationFailed
-from chalicelib.core.packs import (
+from chalicelib.core.pack_archive import (
     MAX_FILES,
     build_archive,
-    check_action,
     clean_path,
     decode_archive,
-    file_index,
     inline_files,
+    unpack_archive,
+)
+from chalicelib.core.packs import (
+    check_action,
+    file_index,
     pack_identity,
     parse_actions,
     read_manifest,
-    unpack_archive,
 )
 from chalicelib.core.versions import bump_patch, is_newer, parse_version
 from chalicelib.models.packs import ActionFields
@@ -166,7 +168,7 @@ def test_unpack_refuses_what_is_not_a_tarball() -> None:
 
 
 def test_unpack_refuses_an_oversized_member_before_reading_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("chalicelib.core.packs.MAX_FILE_BYTES", 10)
+    monkeypatch.setattr("chalicelib.core.pack_archive.MAX_FILE_BYTES", 10)
     with pytest.raises(PayloadTooLarge, match="size limits"):
         unpack_archive(tar_bytes(regular("big.bin", b"0" * 11)))
 

@@ -11,15 +11,13 @@ from pathlib import Path
 import pytest
 
 from chalicelib.runners.base import (
-    TRUNCATION_MARKER,
     Outcome,
-    OutputBuffer,
     RunRequest,
     conclude,
     describe_exit,
-    parse_json_output,
     stdout_output,
 )
+from chalicelib.runners.output import TRUNCATION_MARKER, OutputBuffer, parse_json_output
 from chalicelib.runners.python3 import interpret_channel
 from chalicelib.runners.shell import command_for
 from chalicelib.runners.wrapper import defines_run, one_line
