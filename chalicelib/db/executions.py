@@ -6,6 +6,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from chalicelib.core import status
 from chalicelib.db.crud import Table
 from chalicelib.db.pool import Cursor
 
@@ -23,19 +24,8 @@ EXECUTION_FIELDS = (
     "started",
     "finished",
 )
-STATUSES = frozenset(
-    {
-        "requested",
-        "scheduled",
-        "running",
-        "paused",
-        "canceling",
-        "succeeded",
-        "succeeded_with_errors",
-        "failed",
-        "canceled",
-    }
-)
+# Every status, from the one place transitions are defined.
+STATUSES = status.FINAL | status.ACTIVE
 EXECUTIONS = Table(
     "execution",
     EXECUTION_FIELDS,

@@ -47,7 +47,6 @@ FROM (SELECT DISTINCT queue FROM attune.outbox) q JOIN attune.outbox o ON o.queu
 GROUP BY q.queue
 """
 UNMARK_SENT = "UPDATE attune.outbox SET sent_at = NULL WHERE id = ANY(%(ids)s)"
-LOAD = "SELECT id, queue, body FROM attune.outbox WHERE id = ANY(%(ids)s) ORDER BY id"
 
 
 def enqueue(cur: Cursor, queue: str, body: dict[str, Any]) -> int:
@@ -95,9 +94,3 @@ def claim_due(
 def unmark_sent(cur: Cursor, ids: list[int]) -> None:
     """A claimed send failed: make the rows due again at once."""
     cur.execute(UNMARK_SENT, {"ids": ids})
-
-
-def load(cur: Cursor, ids: list[int]) -> list[dict[str, Any]]:
-    """The rows a writer just committed, to send them at once."""
-    cur.execute(LOAD, {"ids": ids})
-    return cur.fetchall()

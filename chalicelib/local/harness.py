@@ -13,12 +13,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from chalicelib.local.cloud import health_ok
 
 
 @dataclass(frozen=True)
@@ -30,14 +30,6 @@ class RunningCloud:
     aws_endpoint_url: str | None
     data_dir: Path
     log_path: Path
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:  # noqa: S310 - loopback URL we built
-            return bool(resp.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 def _tail(path: Path, lines: int = 80) -> str:
@@ -60,7 +52,7 @@ def running_cloud(
             env.pop(var, None)
     port = int(env.get("ATTUNE_API_PORT", "18080"))
     url = f"http://127.0.0.1:{port}"
-    if _healthy(url):
+    if health_ok(f"{url}/health"):
         raise RuntimeError(f"something already answers on {url}; stop it or set ATTUNE_API_PORT")
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
@@ -72,7 +64,7 @@ def running_cloud(
         )
     try:
         end = time.monotonic() + deadline_s
-        while not _healthy(url):
+        while not health_ok(f"{url}/health"):
             if proc.poll() is not None or time.monotonic() > end:
                 raise RuntimeError(f"local cloud did not become healthy within {deadline_s}s:\n{_tail(log_path)}")
             time.sleep(0.2)
