@@ -12,6 +12,19 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 
+def _float(name: str, default: float, *, minimum: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum:g}, got {raw!r}")
+    return value
+
+
 def _int(name: str, default: int) -> int:
     raw = os.environ.get(name)
     if raw is None or raw == "":
@@ -40,7 +53,8 @@ class Settings:
     max_archive_bytes: int
     db_pool_min: int
     db_pool_max: int
-    heartbeat_seconds: int
+    heartbeat_seconds: float
+    reaper_stale_seconds: float
 
     @property
     def resource_prefix(self) -> str:
@@ -66,5 +80,6 @@ def settings() -> Settings:
         max_archive_bytes=_int("ATTUNE_MAX_ARCHIVE_BYTES", 6 * 1024 * 1024),
         db_pool_min=_int("ATTUNE_DB_POOL_MIN", 1),
         db_pool_max=_int("ATTUNE_DB_POOL_MAX", 10),
-        heartbeat_seconds=_int("ATTUNE_HEARTBEAT_SECONDS", 2),
+        heartbeat_seconds=_float("ATTUNE_HEARTBEAT_SECONDS", 2.0, minimum=0.05),
+        reaper_stale_seconds=_float("ATTUNE_REAPER_STALE_SECONDS", 30.0, minimum=0.1),
     )

@@ -10,11 +10,10 @@ from chalicelib.api.context import Call, endpoint
 from chalicelib.api.params import choice_param, id_param, page, path_id
 from chalicelib.api.serialize import listing, pick
 from chalicelib.core.auth import Permission
-from chalicelib.core.errors import NotFound, Unprocessable
+from chalicelib.core.errors import NotFound
 from chalicelib.db.executions import EXECUTION_FIELDS, EXECUTIONS, STATUSES
+from chalicelib.executions.service import cancel_execution, run_action
 from chalicelib.models.executions import NewExecution
-from chalicelib.pipeline.executions import find_action, request_execution
-from chalicelib.pipeline.outbox import publish
 
 bp = Blueprint(__name__)
 
@@ -54,19 +53,19 @@ def get_execution(call: Call, execution_id: str) -> dict[str, Any]:
 def create_execution(call: Call) -> dict[str, Any]:
     """Run an action the tenant owns, or a system action; invalid parameters fail it at once."""
     body: NewExecution = call.body
-    tenant = call.principal.tenant_id
-    action = find_action(call.cur, tenant, body.action_ref)
-    if action is None:
-        raise NotFound(f"action {body.action_ref!r} not found")
-    if not action["enabled"]:
-        raise Unprocessable(f"action {body.action_ref!r} is disabled")
-    requested = request_execution(
-        call.cur,
-        tenant_id=tenant,
-        action=action,
-        parameters=body.parameters,
-        actor=call.principal.actor,
-        created_by=call.principal.user_id,
+    row = run_action(
+        call.cur, tenant_id=call.principal.tenant_id, action_ref=body.action_ref, parameters=body.parameters,
+        actor=call.principal.actor, created_by=call.principal.user_id, after_commit=call.after_commit,
     )
-    call.after_commit.append(lambda: publish(requested.messages))
-    return pick(requested.execution, EXECUTION_FIELDS)
+    return pick(row, EXECUTION_FIELDS)
+
+
+@bp.route("/api/v1/executions/{execution_id}/cancel", methods=["POST"])
+@endpoint(Permission.EXECUTE)
+def cancel(call: Call, execution_id: str) -> dict[str, Any]:
+    """Cancel: `canceled` at once if nothing runs yet, else `canceling` until the worker stops it; 409 if final."""
+    row = cancel_execution(
+        call.cur, tenant_id=call.principal.tenant_id, execution_id=path_id(execution_id, "execution"),
+        actor=call.principal.actor, after_commit=call.after_commit,
+    )
+    return pick(row, EXECUTION_FIELDS)

@@ -7,7 +7,6 @@ from typing import Any
 
 from chalice import Blueprint
 
-from chalicelib import envelope
 from chalicelib.api.context import Call, endpoint
 from chalicelib.api.params import bool_param, choice_param, page, path_id
 from chalicelib.api.serialize import listing, pick
@@ -17,6 +16,7 @@ from chalicelib.core.timers import validate_trigger_parameters
 from chalicelib.db import audit, timers
 from chalicelib.db.automation import TRIGGER_FIELDS, TRIGGERS, insert_trigger, set_trigger_secret, update_trigger
 from chalicelib.models.automation import NewTrigger, TriggerPatch
+from chalicelib.pipeline.webhooks import seal_secret
 from chalicelib.timers.ticker import schedule_now
 
 bp = Blueprint(__name__)
@@ -33,15 +33,10 @@ def render(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def secret_name(trigger_id: int) -> str:
-    """What a webhook secret's ciphertext is bound to, so it cannot be moved to another trigger."""
-    return f"trigger:{trigger_id}:webhook_secret"
-
-
 def _store_secret(call: Call, row: dict[str, Any], secret: str) -> dict[str, Any]:
     if row["type"] != "webhook":
         raise ValidationFailed("secret applies to webhook triggers only")
-    sealed = envelope.seal(call.principal.tenant_id, secret_name(row["id"]), secret.encode()) if secret else None
+    sealed = seal_secret(call.principal.tenant_id, row["id"], secret)
     set_trigger_secret(call.cur, call.principal.tenant_id, row["id"], sealed)
     return {**row, "webhook_secret": sealed}
 

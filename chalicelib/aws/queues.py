@@ -1,24 +1,42 @@
-"""SQS sends, batched, with queue URLs resolved once per process."""
+"""SQS sends, batched, with queue URLs resolved once per process.
+
+boto3's errors end here: every function raises `ServiceUnavailable` (a
+domain error the callers already handle) instead of botocore's exceptions.
+"""
 
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.aws import names
 from chalicelib.aws.clients import client
+from chalicelib.core.errors import ServiceUnavailable
 
 _lock = threading.Lock()
 _urls: dict[str, str] = {}
 BATCH = 10  # SQS's SendMessageBatch limit
 
 
+@contextmanager
+def _sqs(what: str) -> Iterator[None]:
+    try:
+        yield
+    except (BotoCoreError, ClientError) as exc:
+        raise ServiceUnavailable(f"SQS: could not {what}: {exc}") from exc
+
+
 def queue_url(logical: str) -> str:
     """URL of a logical queue (`events`, `work`, ...)."""
     found = _urls.get(logical)
     if found is None:
-        url = str(client("sqs").get_queue_url(QueueName=names.queue_name(logical))["QueueUrl"])
+        with _sqs(f"resolve queue {logical!r}"):
+            url = str(client("sqs").get_queue_url(QueueName=names.queue_name(logical))["QueueUrl"])
         with _lock:
             _urls[logical] = url
         found = url
@@ -31,12 +49,14 @@ def send_batch(logical: str, messages: list[tuple[str, dict[str, Any]]], delay_s
     url = queue_url(logical)
     for start in range(0, len(messages), BATCH):
         chunk = messages[start : start + BATCH]
-        resp = client("sqs").send_message_batch(
-            QueueUrl=url,
-            Entries=[
-                {"Id": ident, "MessageBody": json.dumps(body), "DelaySeconds": delay_seconds} for ident, body in chunk
-            ],
-        )
+        with _sqs(f"send to {logical!r}"):
+            resp = client("sqs").send_message_batch(
+                QueueUrl=url,
+                Entries=[
+                    {"Id": ident, "MessageBody": json.dumps(body), "DelaySeconds": delay_seconds}
+                    for ident, body in chunk
+                ],
+            )
         accepted += [entry["Id"] for entry in resp.get("Successful", [])]
     return accepted
 
@@ -45,3 +65,14 @@ def reset_queue_urls() -> None:
     """Forget resolved URLs (tests that switch endpoints)."""
     with _lock:
         _urls.clear()
+
+
+def release(logical: str, receipt_handle: str) -> None:
+    """Make a received message visible again at once (a consumer that will not take it now).
+
+    Failures are the caller's to tolerate: the message returns anyway after
+    its visibility timeout. boto3's errors are translated here, at the edge.
+    """
+    url = queue_url(logical)
+    with _sqs(f"release a {logical!r} message"):
+        client("sqs").change_message_visibility(QueueUrl=url, ReceiptHandle=receipt_handle, VisibilityTimeout=0)

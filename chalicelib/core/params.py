@@ -14,7 +14,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from chalicelib.core.packs import apply_defaults, parameters_schema
+from chalicelib.core.packs import apply_defaults, parameters_schema, secret_names
 
 
 def _describe(error: ValidationError) -> str:
@@ -41,3 +41,19 @@ def check(declared: Mapping[str, Any], given: Mapping[str, Any]) -> tuple[dict[s
     validator = _validator(json.dumps(schema, sort_keys=True))
     errors = sorted(validator.iter_errors(params), key=lambda e: (list(e.absolute_path), e.message))
     return params, [_describe(e) for e in errors]
+
+
+MASK = "********"
+
+
+def split_secrets(declared: Mapping[str, Any], params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(what may be stored and shown, with each secret masked; the secret values alone).
+
+    A parameter declared `secret: true` never reaches the readable
+    `parameters` column, the API, the audit log or a notification: only its
+    sealed value is stored, and only the worker opens it.
+    """
+    secret = set(secret_names(declared))
+    shown = {k: (MASK if k in secret else v) for k, v in params.items()}
+    hidden = {k: v for k, v in params.items() if k in secret}
+    return shown, hidden

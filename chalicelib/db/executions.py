@@ -1,4 +1,13 @@
-"""Executions: the table the whole pipeline writes to."""
+"""Executions: every statement that reads for a run or writes `attune.execution`.
+
+The lifecycle module (chalicelib/executions) is the only caller of the
+writing statements; each status change is a compare-and-set whose allowed
+source states are a parameter taken from `core.status.MOVES`, never written
+here, so a redelivered message, a second worker, the reaper and a cancel can
+race freely: exactly one of them moves the row, the others match nothing.
+Worker-side statements run in system transactions, so every query filters by
+tenant itself.
+"""
 
 from __future__ import annotations
 
@@ -25,20 +34,89 @@ EXECUTION_FIELDS = (
     "finished",
 )
 # Every status, from the one place transitions are defined.
-STATUSES = status.FINAL | status.ACTIVE
+STATUSES = status.ALL
 EXECUTIONS = Table(
     "execution",
     EXECUTION_FIELDS,
     frozenset({"status", "action_ref", "parent_execution_id", "enforcement_id"}),
 )
 
+# What every move returns: enough for its audit entry, its notification, the
+# enforcement it follows and the callback it owes; `listened` says whether any
+# WebSocket client of the tenant is connected (no notification otherwise).
+_RETURNED = """
+RETURNING e.id, e.tenant_id, e.action_ref, e.status, e.parameters, e.result, e.parent_execution_id,
+          e.enforcement_id, e.retry_count, e.attempt, e.worker_id, e.task_token, e.created, e.updated, e.started,
+          e.finished,
+          EXISTS (SELECT 1 FROM attune.ws_connection c WHERE c.tenant_id = e.tenant_id) AS listened
+"""
+
 INSERT_EXECUTION = """
-INSERT INTO attune.execution (tenant_id, action_ref, action_id, status, parameters, created_by,
-                              parent_execution_id, enforcement_id, pack_storage_key)
+INSERT INTO attune.execution AS e (tenant_id, action_ref, action_id, status, parameters, created_by,
+                              parent_execution_id, enforcement_id, pack_storage_key, task_token)
 VALUES (%(tenant_id)s, %(action_ref)s, %(action_id)s, 'requested', %(parameters)s, %(created_by)s,
-        %(parent_execution_id)s, %(enforcement_id)s, %(pack_storage_key)s)
-RETURNING id, action_ref, status, parameters, result, parent_execution_id, enforcement_id,
-          retry_count, created, updated, started, finished
+        %(parent_execution_id)s, %(enforcement_id)s, %(pack_storage_key)s, %(task_token)s)
+""" + _RETURNED
+STORE_SEALED_PARAMETERS = """
+UPDATE attune.execution SET secret_parameters = %(sealed)s WHERE id = %(id)s AND tenant_id = %(tenant_id)s
+"""
+# The generic compare-and-set: dispatch, reject, refuse, complete, cancel, reap.
+MOVE = """
+UPDATE attune.execution e
+SET status = %(to)s,
+    result = coalesce(%(result)s, e.result),
+    finished = CASE WHEN %(final)s THEN clock_timestamp() ELSE e.finished END,
+    worker_id = coalesce(%(worker_id)s, e.worker_id),
+    attempt = e.attempt + %(attempts)s
+WHERE e.id = %(id)s AND e.tenant_id = %(tenant_id)s AND e.status = ANY(%(sources)s)
+""" + _RETURNED
+# A claim also takes the worker's name, starts the clock and the heartbeat.
+CLAIM = """
+UPDATE attune.execution e
+SET status = %(to)s, worker_id = %(worker_id)s, started = clock_timestamp(),
+    heartbeat_at = clock_timestamp(), attempt = e.attempt + 1
+WHERE e.id = %(id)s AND e.tenant_id = %(tenant_id)s AND e.status = ANY(%(sources)s)
+""" + _RETURNED
+# A retry forgets the last attempt's worker, clock and result and counts itself.
+RETRY = """
+UPDATE attune.execution e
+SET status = %(to)s, worker_id = NULL, heartbeat_at = NULL, started = NULL, result = NULL,
+    retry_count = e.retry_count + 1
+WHERE e.id = %(id)s AND e.tenant_id = %(tenant_id)s AND e.status = ANY(%(sources)s)
+""" + _RETURNED
+# The execution and the action it names: the tenant's own or a system action.
+LOAD_FOR_RUN = """
+SELECT e.id, e.tenant_id, e.status, e.action_ref, e.parameters, e.secret_parameters, e.pack_storage_key,
+       a.id AS action_id, a.runner_type, a.entry_point, a.code, a.timeout, a.parameters AS declared
+FROM attune.execution e
+LEFT JOIN attune.action a
+       ON a.id = e.action_id AND (a.tenant_id = e.tenant_id OR a.tenant_id IS NULL)
+WHERE e.id = %(id)s AND e.tenant_id = %(tenant_id)s
+"""
+LOAD_STATUS = "SELECT id, status FROM attune.execution WHERE id = %(id)s AND tenant_id = %(tenant_id)s"
+# One statement beats for every execution this process runs; what comes back is
+# still ours to run (`canceling` asks the action to stop), what does not was
+# finished by someone else (reaper, cancel).
+HEARTBEAT = """
+UPDATE attune.execution e
+SET heartbeat_at = clock_timestamp()
+FROM unnest(%(tenant_ids)s::bigint[], %(ids)s::bigint[]) AS k(tenant_id, id)
+WHERE e.id = k.id AND e.tenant_id = k.tenant_id AND e.status IN ('running', 'canceling')
+RETURNING e.id, e.status
+"""
+# Executions a worker claimed whose beat stopped. Only executions with a worker
+# (worker_id and heartbeat_at set): a workflow's parent is `running` without one
+# and must never be reaped. SKIP LOCKED lets two reapers run at once; the move
+# itself is the compare-and-set.
+STALE = """
+SELECT id, tenant_id, status, worker_id, heartbeat_at,
+       floor(extract(epoch FROM clock_timestamp() - heartbeat_at))::bigint AS silent_s
+FROM attune.execution
+WHERE status = ANY(%(sources)s) AND worker_id IS NOT NULL
+  AND heartbeat_at < clock_timestamp() - make_interval(secs => %(stale_seconds)s)
+ORDER BY heartbeat_at
+LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED
 """
 
 
@@ -52,6 +130,7 @@ def insert_execution(
     parent_execution_id: int | None = None,
     enforcement_id: int | None = None,
     pack_storage_key: str | None = None,
+    task_token: str | None = None,
 ) -> dict[str, Any]:
     """A new execution in status `requested`, pinned to the pack version current now."""
     cur.execute(
@@ -65,8 +144,84 @@ def insert_execution(
             "parent_execution_id": parent_execution_id,
             "enforcement_id": enforcement_id,
             "pack_storage_key": pack_storage_key,
+            "task_token": task_token,
         },
     )
     row = cur.fetchone()
     assert row is not None
     return row
+
+
+def set_secret_parameters(cur: Cursor, tenant_id: int, execution_id: int, sealed: bytes) -> None:
+    """Store the sealed values of the parameters declared `secret` (never readable through the API)."""
+    cur.execute(STORE_SEALED_PARAMETERS, {"id": execution_id, "tenant_id": tenant_id, "sealed": sealed})
+
+
+def move(
+    cur: Cursor,
+    tenant_id: int,
+    execution_id: int,
+    *,
+    to: str,
+    sources: list[str],
+    result: dict[str, Any] | None = None,
+    worker_id: str | None = None,
+    count_attempt: bool = False,
+) -> dict[str, Any] | None:
+    """Compare-and-set `status` to `to` from one of `sources`; the moved row, or None when it was not there."""
+    cur.execute(
+        MOVE,
+        {
+            "id": execution_id,
+            "tenant_id": tenant_id,
+            "to": to,
+            "sources": sources,
+            "final": to in status.FINAL,
+            "result": None if result is None else Jsonb(result),
+            "worker_id": worker_id,
+            "attempts": 1 if count_attempt else 0,
+        },
+    )
+    return cur.fetchone()
+
+
+def claim(
+    cur: Cursor, tenant_id: int, execution_id: int, *, sources: list[str], worker_id: str
+) -> dict[str, Any] | None:
+    """Move to running for `worker_id`; None when another claim (or a cancel) won."""
+    cur.execute(
+        CLAIM,
+        {"id": execution_id, "tenant_id": tenant_id, "to": status.RUNNING, "sources": sources, "worker_id": worker_id},
+    )
+    return cur.fetchone()
+
+
+def retry(cur: Cursor, tenant_id: int, execution_id: int, *, sources: list[str]) -> dict[str, Any] | None:
+    """Move back to scheduled for another attempt; None when it had moved on."""
+    cur.execute(RETRY, {"id": execution_id, "tenant_id": tenant_id, "to": status.SCHEDULED, "sources": sources})
+    return cur.fetchone()
+
+
+def load_for_run(cur: Cursor, tenant_id: int, execution_id: int) -> dict[str, Any] | None:
+    """The execution with its action's runner fields (action columns None when the action is gone)."""
+    cur.execute(LOAD_FOR_RUN, {"id": execution_id, "tenant_id": tenant_id})
+    return cur.fetchone()
+
+
+def load_status(cur: Cursor, tenant_id: int, execution_id: int) -> str | None:
+    """The execution's current status, None when the tenant has no such execution."""
+    cur.execute(LOAD_STATUS, {"id": execution_id, "tenant_id": tenant_id})
+    row = cur.fetchone()
+    return None if row is None else str(row["status"])
+
+
+def heartbeat(cur: Cursor, keys: list[tuple[int, int]]) -> dict[int, str]:
+    """Beat for (tenant_id, execution_id) pairs; execution id -> status of those still running or canceling."""
+    cur.execute(HEARTBEAT, {"tenant_ids": [t for t, _ in keys], "ids": [i for _, i in keys]})
+    return {int(row["id"]): str(row["status"]) for row in cur.fetchall()}
+
+
+def stale(cur: Cursor, *, sources: list[str], stale_seconds: float, limit: int) -> list[dict[str, Any]]:
+    """Lock up to `limit` claimed executions in `sources` without a heartbeat for `stale_seconds`."""
+    cur.execute(STALE, {"sources": sources, "stale_seconds": stale_seconds, "limit": limit})
+    return cur.fetchall()

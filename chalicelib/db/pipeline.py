@@ -1,4 +1,4 @@
-"""SQL of the event pipeline: events, enforcements, execution status changes (compare-and-set)."""
+"""SQL of the event pipeline: triggers, events, enforcements (execution SQL is in db/executions.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from chalicelib.core import status
 from chalicelib.db.pool import Cursor
 
 FIND_WEBHOOK_TRIGGER = """
@@ -36,14 +35,11 @@ RETURNING id
 SET_ENFORCEMENT_STATUS = """
 UPDATE attune.enforcement SET status = %(status)s, error = %(error)s WHERE id = %(id)s
 """
-# Compare-and-set: the allowed "from" states come from core.status, the one place transitions live.
-TRANSITION = """
-UPDATE attune.execution
-SET status = %(to)s,
-    result = coalesce(%(result)s, result),
-    finished = CASE WHEN %(final)s THEN clock_timestamp() ELSE finished END
-WHERE id = %(id)s AND tenant_id = %(tenant_id)s AND status = ANY(%(sources)s)
-RETURNING id, status
+# An enforcement follows its execution: `scheduled` once dispatched, then its final status.
+# Only from a non-final state, so a late or redelivered move never rewrites the outcome.
+FOLLOW_EXECUTION = """
+UPDATE attune.enforcement SET status = %(status)s, error = coalesce(%(error)s, error)
+WHERE id = %(id)s AND tenant_id = %(tenant_id)s AND status IN ('created', 'scheduled')
 """
 
 
@@ -97,17 +93,6 @@ def set_enforcement_status(cur: Cursor, enforcement_id: int, state: str, error: 
     cur.execute(SET_ENFORCEMENT_STATUS, {"id": enforcement_id, "status": state, "error": error})
 
 
-def transition(cur: Cursor, tenant_id: int, execution_id: int, to: str, result: dict[str, Any] | None = None) -> bool:
-    """Move an execution to `to` if its current state allows it; whether it moved."""
-    cur.execute(
-        TRANSITION,
-        {
-            "id": execution_id,
-            "tenant_id": tenant_id,
-            "to": to,
-            "sources": status.sources(to),
-            "final": to in status.FINAL,
-            "result": None if result is None else Jsonb(result),
-        },
-    )
-    return cur.fetchone() is not None
+def follow_execution(cur: Cursor, tenant_id: int, enforcement_id: int, state: str, error: str | None) -> None:
+    """Move an enforcement along with its execution (called by the lifecycle only)."""
+    cur.execute(FOLLOW_EXECUTION, {"id": enforcement_id, "tenant_id": tenant_id, "status": state, "error": error})

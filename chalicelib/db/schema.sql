@@ -150,7 +150,8 @@ CREATE TABLE attune.enforcement (
     rule_id bigint NOT NULL REFERENCES attune.rule (id) ON DELETE CASCADE,
     event_id bigint NOT NULL REFERENCES attune.event (id) ON DELETE CASCADE,
     trigger_id bigint NOT NULL,
-    status text NOT NULL CHECK (status IN ('created', 'scheduled', 'failed')),
+    status text NOT NULL CHECK (status IN ('created', 'scheduled', 'succeeded', 'succeeded_with_errors',
+        'failed', 'canceled')),
     error text,
     created timestamptz NOT NULL DEFAULT now(),
     updated timestamptz NOT NULL DEFAULT now(),
@@ -178,7 +179,9 @@ CREATE TABLE attune.execution (
     started timestamptz,
     finished timestamptz,
     pack_storage_key text,
-    attempt integer NOT NULL DEFAULT 0
+    attempt integer NOT NULL DEFAULT 0,
+    secret_parameters bytea,
+    task_token text
 );
 CREATE INDEX execution_tenant_idx ON attune.execution (tenant_id, id);
 CREATE INDEX execution_status_idx ON attune.execution (tenant_id, status, id);
@@ -186,6 +189,15 @@ CREATE INDEX execution_action_idx ON attune.execution (tenant_id, action_ref, id
 CREATE INDEX execution_parent_idx ON attune.execution (parent_execution_id) WHERE parent_execution_id IS NOT NULL;
 CREATE INDEX execution_enforcement_idx ON attune.execution (enforcement_id) WHERE enforcement_id IS NOT NULL;
 CREATE INDEX execution_heartbeat_idx ON attune.execution (heartbeat_at) WHERE status = 'running';
+
+CREATE TABLE attune.ws_connection (
+    connection_id text PRIMARY KEY,
+    tenant_id bigint NOT NULL REFERENCES attune.tenant (id) ON DELETE CASCADE,
+    user_id bigint REFERENCES attune.app_user (id) ON DELETE CASCADE,
+    subscription jsonb NOT NULL DEFAULT '{}',
+    connected_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX ws_connection_tenant_idx ON attune.ws_connection (tenant_id);
 
 CREATE TABLE attune.inquiry (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -317,6 +329,7 @@ ALTER TABLE attune.inquiry ENABLE ROW LEVEL SECURITY;
 ALTER TABLE attune.datastore_item ENABLE ROW LEVEL SECURITY;
 ALTER TABLE attune.audit_log ENABLE ROW LEVEL SECURITY;
 ALTER TABLE attune.timer_fire ENABLE ROW LEVEL SECURITY;
+ALTER TABLE attune.ws_connection ENABLE ROW LEVEL SECURITY;
 
 CREATE POLICY tenant_rw ON attune.app_user USING (attune.rls_bypass() OR tenant_id = attune.current_tenant()) WITH CHECK (attune.rls_bypass() OR tenant_id = attune.current_tenant());
 CREATE POLICY tenant_rw ON attune.refresh_token USING (attune.rls_bypass() OR tenant_id = attune.current_tenant()) WITH CHECK (attune.rls_bypass() OR tenant_id = attune.current_tenant());
@@ -333,6 +346,7 @@ CREATE POLICY tenant_rw ON attune.inquiry USING (attune.rls_bypass() OR tenant_i
 CREATE POLICY tenant_rw ON attune.datastore_item USING (attune.rls_bypass() OR tenant_id = attune.current_tenant()) WITH CHECK (attune.rls_bypass() OR tenant_id = attune.current_tenant());
 CREATE POLICY tenant_rw ON attune.audit_log USING (attune.rls_bypass() OR tenant_id = attune.current_tenant()) WITH CHECK (attune.rls_bypass() OR tenant_id = attune.current_tenant());
 CREATE POLICY tenant_rw ON attune.timer_fire USING (attune.rls_bypass() OR tenant_id = attune.current_tenant()) WITH CHECK (attune.rls_bypass() OR tenant_id = attune.current_tenant());
+CREATE POLICY tenant_rw ON attune.ws_connection USING (attune.rls_bypass() OR tenant_id = attune.current_tenant()) WITH CHECK (attune.rls_bypass() OR tenant_id = attune.current_tenant());
 
 GRANT USAGE ON SCHEMA attune TO attune_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA attune TO attune_app;

@@ -25,6 +25,7 @@ from chalicelib.db.pool import close_pool
 from chalicelib.local.roles import ROLES, Role
 from chalicelib.local.sqs_poller import SqsPoller
 from chalicelib.observability import configure_logging
+from chalicelib.stopping import StopSignal
 
 log = logging.getLogger("chalicelib.local.role")
 
@@ -36,7 +37,7 @@ class RoleProcess:
 
     def __init__(self, role: Role) -> None:
         self.role = role
-        self.stop = threading.Event()
+        self.stop = StopSignal(role.stop_grace_seconds)
         self.ready = threading.Event()
         self.pollers = [SqsPoller(binding) for binding in role.queues]
         self.main_thread: threading.Thread | None = None

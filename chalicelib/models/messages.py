@@ -6,7 +6,7 @@ the same transaction that acts on it.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -31,3 +31,33 @@ class ExecutionMessage(Contract):
     outbox_id: Id | None = None
     tenant_id: Id
     execution_id: Id
+
+
+class NotificationMessage(Contract):
+    """On the `notifications` queue: one change for the notifier to push to the tenant's WebSocket clients.
+
+    `data` is the object as it was at that change (an execution without its
+    parameters and result, which stay in PostgreSQL), so clients see every
+    status in order even when the next change is already committed.
+    """
+
+    kind: Literal["notification"] = "notification"
+    outbox_id: Id | None = None
+    tenant_id: Id
+    event: Literal["execution.status_changed", "inquiry.created", "inquiry.responded", "rule.triggered"]
+    entity_type: str
+    entity_id: Id
+    data: dict[str, Any]
+    timestamp: str
+
+
+class CallbackMessage(Contract):
+    """On the `callbacks` queue: a finished execution whose parent workflow or Step Functions task waits on it."""
+
+    kind: Literal["callback"] = "callback"
+    outbox_id: Id | None = None
+    tenant_id: Id
+    execution_id: Id
+    status: str
+    parent_execution_id: Id | None = None
+    task_token: str | None = None

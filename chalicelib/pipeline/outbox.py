@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from chalicelib.aws import queues
 from chalicelib.core.errors import AttuneError
 from chalicelib.db import outbox
@@ -97,7 +95,7 @@ def publish(messages: list[Pending]) -> None:
         if sent:
             with system_tx() as cur:
                 outbox.mark_sent(cur, sent)
-    except (BotoCoreError, ClientError, AttuneError) as exc:
+    except AttuneError as exc:
         log.warning("send after commit failed (%s); the relay will retry", exc)
 
 
@@ -120,7 +118,7 @@ def relay_once(limit: int = 200, unacked_after: float = UNACKED_AFTER_S, unsent_
     pending = [Pending(r["id"], r["queue"], {**r["body"], "outbox_id": r["id"]}) for r in rows]
     try:
         sent = _send(pending)
-    except (BotoCoreError, ClientError) as exc:
+    except AttuneError as exc:
         log.warning("relay send failed (%s); will retry", exc)
         sent = []
     failed = [p.id for p in pending if p.id not in set(sent)]

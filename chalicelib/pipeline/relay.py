@@ -20,8 +20,8 @@ import psycopg
 from chalicelib import datastore
 from chalicelib.core.errors import AttuneError
 from chalicelib.db.pool import database_url, system_tx
+from chalicelib.executions.reaper import reap_once
 from chalicelib.pipeline.outbox import inline_publish, relay_once, resend_unacknowledged
-from chalicelib.worker.reaper import reap_once
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,10 @@ from typing import Any
 from chalicelib import datastore
 from chalicelib.core.criteria import TemplateFailure, matches, render
 from chalicelib.db import outbox, pipeline
+from chalicelib.db.actions import find_for_run
 from chalicelib.db.pool import Cursor, system_tx
+from chalicelib.executions import request_execution
 from chalicelib.models.messages import EventMessage
-from chalicelib.pipeline.executions import find_action, request_execution
 from chalicelib.pipeline.outbox import Pending
 
 log = logging.getLogger(__name__)
@@ -64,20 +65,32 @@ def _context(cur: Cursor, event: dict[str, Any]) -> dict[str, Any]:
 
 
 def _enforce(cur: Cursor, event: dict[str, Any], rule: dict[str, Any], base: dict[str, Any]) -> list[Pending]:
+    """One rule against one event: no match, or an enforcement and (when the action exists) its execution.
+
+    The enforcement then follows its execution (the lifecycle moves it). A
+    template error in the rule's parameters still makes an execution, failed
+    at once with the error, so it shows where the user looks (§5, T2.4); only
+    a missing or disabled action leaves the enforcement `failed` on its own.
+    """
     tenant = int(event["tenant_id"])
     keys = {"tenant_id": tenant, "rule_id": rule["id"], "event_id": event["id"], "trigger_id": event["trigger_id"]}
     context = {**base, "rule": {"id": rule["id"], "ref": rule["ref"], "action_ref": rule["action_ref"]}}
     try:
         if not matches(rule["criteria"], context):
             return []
-        parameters = render(rule["parameters"], context)
-    except TemplateFailure as exc:
+    except TemplateFailure as exc:  # the criteria cannot be evaluated: nothing to run, say why
         pipeline.insert_enforcement(cur, **keys, state="failed", error=exc.message)
         return []
+    failure: str | None = None
+    parameters: Any = {}
+    try:
+        parameters = render(rule["parameters"], context)
+    except TemplateFailure as exc:
+        failure = f"template error: {exc.message}"
     enforcement_id = pipeline.insert_enforcement(cur, **keys, state="created", error=None)
     if enforcement_id is None:
         return []  # this event was already enforced for this rule (a redelivery)
-    action = find_action(cur, tenant, rule["action_ref"])
+    action = find_for_run(cur, tenant, rule["action_ref"])
     if action is None or not action["enabled"]:
         error = f"action {rule['action_ref']!r} not found or disabled"
         pipeline.set_enforcement_status(cur, enforcement_id, "failed", error)
@@ -89,12 +102,8 @@ def _enforce(cur: Cursor, event: dict[str, Any], rule: dict[str, Any], base: dic
         parameters=parameters if isinstance(parameters, dict) else {},
         actor=f"rule:{rule['ref']}",
         enforcement_id=enforcement_id,
+        failure=failure,
     )
-    if requested.scheduled:
-        pipeline.set_enforcement_status(cur, enforcement_id, "scheduled")
-    else:
-        failure = (requested.execution.get("result") or {}).get("error")
-        pipeline.set_enforcement_status(cur, enforcement_id, "failed", failure)
     return requested.messages
 
 

@@ -5,8 +5,8 @@ first sends the timer's next fire (the chain that keeps one message per timer
 in flight), then sleeps the rest. Records of one batch wait concurrently (an
 async record handler), so one record's wait never delays another. Then, in one system
 transaction: the fire is compare-and-set from `claimed` to `fired`, the event
-`{"scheduled_at", "fired_at"}` and its outbox message are stored exactly as a
-webhook stores them, and a date timer is marked completed. A redelivered
+`{"scheduled_at", "fired_at"}` and its outbox message are stored by `emit_event`, as a
+webhook's are, and a date timer is marked completed. A redelivered
 message, or one whose timer was deleted, disabled or lost its last enabled
 rule meanwhile, emits nothing.
 """
@@ -21,10 +21,9 @@ from datetime import UTC, datetime
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from chalicelib.db import timers as db
-from chalicelib.db.pipeline import insert_event
 from chalicelib.db.pool import system_tx
-from chalicelib.models.messages import EventMessage
-from chalicelib.pipeline.outbox import Pending, enqueue, publish
+from chalicelib.pipeline.events import emit_event
+from chalicelib.pipeline.outbox import Pending, publish
 from chalicelib.timers.messages import FireMessage
 from chalicelib.timers.ticker import send_successor
 
@@ -63,10 +62,10 @@ def fire(msg: FireMessage) -> int | None:
             if not db.settle(cur, msg.tenant_id, msg.fire_id, "fired", fired_at):
                 return None
             payload = {"scheduled_at": iso_ms(row["due_at"]), "fired_at": iso_ms(fired_at)}
-            event = insert_event(cur, msg.tenant_id, msg.trigger_id, payload)
-            event_id = int(event["id"])
+            emitted = emit_event(cur, tenant_id=msg.tenant_id, trigger_id=msg.trigger_id, payload=payload)
+            event_id = emitted.event_id
+            pending = emitted.message
             db.link_event(cur, msg.fire_id, event_id)
-            pending = enqueue(cur, "events", EventMessage(tenant_id=msg.tenant_id, event_id=event_id).model_dump())
             if row["type"] == "date":
                 db.complete_date(cur, msg.tenant_id, msg.trigger_id, payload["fired_at"])
         publish([pending])

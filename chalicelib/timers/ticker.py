@@ -30,10 +30,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from chalicelib.aws import queues
-from chalicelib.core.errors import AttuneError
+from chalicelib.core.errors import AttuneError, ServiceUnavailable
 from chalicelib.core.fire_times import due_times
 from chalicelib.db import timers as db
 from chalicelib.db.pool import system_tx
@@ -87,7 +85,7 @@ def send(fires: list[dict[str, Any]]) -> int:
     try:
         for delay in sorted(by_delay):
             sent += len(queues.send_batch(QUEUE, by_delay[delay], delay_seconds=delay))
-    except (BotoCoreError, ClientError) as exc:
+    except ServiceUnavailable as exc:
         log.warning(
             "sending fires stopped at %d of %d (%s); the ticker re-sends them when overdue", sent, len(fires), exc
         )
@@ -152,5 +150,5 @@ def schedule_now(trigger_id: int) -> None:
     try:
         claim(utcnow(), trigger_id)
         send_heads(trigger_id)
-    except (AttuneError, BotoCoreError, ClientError) as exc:
+    except AttuneError as exc:
         log.warning("scheduling timer %s now failed (%s); the next tick will", trigger_id, exc)

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from chalicelib.core import status
 from chalicelib.core.errors import AttuneError
-from chalicelib.db import worker as worker_db
+from chalicelib.db import executions as executions_db
 from chalicelib.db.pool import system_tx
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ Beat = Callable[[list[Key]], dict[int, str]]
 def beat_in_db(keys: list[Key]) -> dict[int, str]:
     """One heartbeat UPDATE for all `keys`; execution id -> current status of those still active."""
     with system_tx() as cur:
-        return worker_db.heartbeat(cur, keys)
+        return executions_db.heartbeat(cur, keys)
 
 
 class Heartbeat:

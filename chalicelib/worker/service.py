@@ -27,21 +27,20 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from chalicelib.aws import queues
-from chalicelib.aws.clients import client
 from chalicelib.aws.secrets import jwt_signing_key
 from chalicelib.core import status
 from chalicelib.core.auth import issue_action_token
 from chalicelib.core.errors import AttuneError, NotFound, ServiceUnavailable, ValidationFailed
 from chalicelib.core.packs import entry_point_path
-from chalicelib.db import audit, outbox
-from chalicelib.db import worker as worker_db
-from chalicelib.db.pipeline import transition
+from chalicelib.db import executions as executions_db
+from chalicelib.db import outbox
 from chalicelib.db.pool import system_tx
+from chalicelib.executions import lifecycle, open_secrets
 from chalicelib.models.messages import ExecutionMessage
+from chalicelib.pipeline.outbox import publish
 from chalicelib.runners import RunRequest, runner_for, runner_types
+from chalicelib.stopping import grace_of
 from chalicelib.worker.heartbeat import Heartbeat
 from chalicelib.worker.packcache import PackCache
 from chalicelib.worker.results import result_doc, secret_values
@@ -99,7 +98,7 @@ class Worker:
         if self.slots.closed:
             raise WorkerStopping("the worker is shutting down and takes no new work")
         with system_tx() as cur:
-            row = worker_db.load_for_run(cur, message.tenant_id, message.execution_id)
+            row = executions_db.load_for_run(cur, message.tenant_id, message.execution_id)
             if row is None or row["status"] != status.SCHEDULED:
                 outbox.ack(cur, message.outbox_id)  # a redelivery, a cancel, or not ours to know: done
                 log.info("execution %d is %s; nothing to run", message.execution_id,
@@ -144,7 +143,8 @@ class Worker:
             except (NotFound, ValidationFailed) as exc:
                 return exc.message
         jwt_signing_key()  # fetched (and cached) now, so an unreachable Secrets Manager retries the message
-        parameters = dict(row["parameters"] or {})
+        secret = open_secrets(int(row["tenant_id"]), int(row["id"]), row["secret_parameters"])
+        parameters = {**(row["parameters"] or {}), **secret}
         return Job(
             tenant_id=int(row["tenant_id"]),
             execution_id=int(row["id"]),
@@ -159,33 +159,26 @@ class Worker:
 
     def _refuse(self, message: ExecutionMessage, reason: str) -> None:
         """Fail an execution that cannot run, without starting anything (no `execution.started`)."""
-        worker_id = self.worker_id()
         with system_tx() as cur:
-            moved = worker_db.refuse(cur, message.tenant_id, message.execution_id, worker_id, result_doc(error=reason))
+            moved = lifecycle.refuse(
+                cur, message.tenant_id, message.execution_id, worker_id=self.worker_id(), reason=reason
+            )
             outbox.ack(cur, message.outbox_id)
-            if moved:
-                audit.record(
-                    cur, tenant_id=message.tenant_id, actor=f"worker:{worker_id}", action="execution.completed",
-                    entity_type="execution", entity_id=message.execution_id,
-                    detail={"status": status.FAILED, "exit_code": None, "duration_s": 0, "error": reason},
-                )
+        publish(moved.messages if moved else [])
         log.warning("execution %d not run: %s", message.execution_id, reason)
 
     def _claim(self, message: ExecutionMessage, plan: Job, slot: int) -> Job | None:
         """scheduled -> running, outbox ack and audit in one transaction; None when another claim won."""
         job = replace(plan, worker_id=self.worker_id(slot))
         with system_tx() as cur:
-            claimed = worker_db.claim(cur, job.tenant_id, job.execution_id, job.worker_id)
+            claimed = lifecycle.claim(
+                cur, job.tenant_id, job.execution_id, worker_id=job.worker_id, runner_type=job.runner_type
+            )
             outbox.ack(cur, message.outbox_id)
-            if claimed is not None:
-                audit.record(
-                    cur, tenant_id=job.tenant_id, actor=job.actor, action="execution.started",
-                    entity_type="execution", entity_id=job.execution_id,
-                    detail={"attempt": claimed["attempt"], "runner_type": job.runner_type},
-                )
         if claimed is None:
             log.info("execution %d was claimed elsewhere; nothing to run", job.execution_id)
             return None
+        publish(claimed.messages)
         return job
 
     # -- phase 2: the slot's thread -------------------------------------------
@@ -265,14 +258,14 @@ class Worker:
     @staticmethod
     def _record(job: Job, final: str, result: dict[str, Any], duration_s: float) -> bool:
         with system_tx() as cur:
-            moved = transition(cur, job.tenant_id, job.execution_id, final, result)
-            if moved:
-                audit.record(
-                    cur, tenant_id=job.tenant_id, actor=job.actor, action="execution.completed",
-                    entity_type="execution", entity_id=job.execution_id,
-                    detail={"status": final, "exit_code": result["exit_code"], "duration_s": duration_s},
-                )
-        return moved
+            moved = lifecycle.complete(
+                cur, job.tenant_id, job.execution_id, final=final, result=result, actor=job.actor,
+                detail={"duration_s": duration_s},
+            )
+        if moved is None:
+            return False
+        publish(moved.messages)
+        return True
 
     # -- lifecycle -------------------------------------------------------------
     def wait_idle(self, timeout: float | None = None) -> bool:
@@ -318,10 +311,8 @@ def reset_worker(drain_seconds: float = 30.0) -> None:
 def _requeue(receipt_handle: str) -> None:
     """Make a message we will not take visible again at once, instead of after the visibility timeout."""
     try:
-        client("sqs").change_message_visibility(
-            QueueUrl=queues.queue_url("work"), ReceiptHandle=receipt_handle, VisibilityTimeout=0
-        )
-    except (BotoCoreError, ClientError) as exc:
+        queues.release("work", receipt_handle)
+    except ServiceUnavailable as exc:
         log.warning("could not release a work message (%s); it returns after its visibility timeout", exc)
 
 
@@ -347,12 +338,10 @@ def wait_idle(timeout: float | None = None) -> bool:
 
 def serve(stop: threading.Event, ready: threading.Event) -> None:
     """The `worker` role's main: on stop, finish in-flight actions within the role's grace (T3.30)."""
-    from chalicelib.local.roles import ROLES  # the local cloud's table; only this role main needs it
-
     current = worker()
     ready.set()
     stop.wait()
-    grace = ROLES["worker"].stop_grace_seconds if "worker" in ROLES else 60.0
+    grace = grace_of(stop)
     drain = max(1.0, grace - current.cfg.action_grace_s - SHUTDOWN_MARGIN_S)
     log.info("worker stopping: %d action(s) in flight, waiting up to %gs", current.slots.busy(), drain)
     current.shutdown(drain)

@@ -116,10 +116,14 @@ def test_types_are_kept_and_template_errors_fail_the_enforcement(api: Any) -> No
     assert [e["status"] for e in enforcements["items"]] == ["failed", "failed"]
     # The int 42 reached validation as an int (core.echo wants a string): the type was kept ...
     assert "Parameter 'message'" in errors[0] and "42 is not of type 'string'" in errors[0]
-    # ... and the broken template failed its enforcement without creating an execution.
-    assert errors[1].startswith("parameters.message")
+    # ... and the broken template made an execution that failed at once, naming the template error
+    # (ARCHITECTURE §5, seed T2.4), and its enforcement followed it to `failed` with the same message.
+    assert errors[1].startswith("template error: parameters.message") and "TypeError" in errors[1]
     _, executions = user.get("/api/v1/executions")
-    assert executions["total"] == 1 and executions["items"][0]["status"] == "failed"
+    assert executions["total"] == 2 and {e["status"] for e in executions["items"]} == {"failed"}
+    failures = sorted(user.get(f"/api/v1/executions/{e['id']}")[1]["result"]["error"] for e in executions["items"])
+    assert failures == errors
+    assert _drain("work") == [], "neither reached a worker"
 
 
 def test_hmac_signed_webhooks(api: Any) -> None:

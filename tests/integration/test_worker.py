@@ -18,9 +18,9 @@ import pytest
 
 from chalicelib.core.errors import ServiceUnavailable
 from chalicelib.db.pool import system_tx
+from chalicelib.executions.reaper import reap_once
 from chalicelib.local.sqs_poller import to_record
 from chalicelib.worker import service
-from chalicelib.worker.reaper import reap_once
 from tests.helpers.api import ApiUser, register
 from tests.integration.conftest_aws import eventually
 

@@ -1,0 +1,221 @@
+"""The execution lifecycle: the only code that changes `attune.execution.status`.
+
+Every move (dispatch, reject, claim, refuse, complete, cancel, retry, reap) is
+a compare-and-set whose source states come from `core.status.MOVES`, and in
+the caller's transaction it also writes what the change owes the rest of the
+system, so none of it can be forgotten by one caller or done twice by another:
+
+- its audit entry;
+- a `notifications` message when a WebSocket client of the tenant listens;
+- the enforcement's status, which follows its execution (`scheduled`, then the
+  execution's final status);
+- once final, a `callbacks` message when a parent workflow or a Step
+  Functions task token waits on it.
+
+Each move returns the outbox messages it enqueued; the caller publishes them
+after its commit (`pipeline.outbox.publish`), or the relay sends them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from chalicelib.core import status
+from chalicelib.core.errors import Conflict, NotFound
+from chalicelib.db import audit, pipeline
+from chalicelib.db import executions as db
+from chalicelib.db.pool import Cursor
+from chalicelib.models.messages import CallbackMessage, ExecutionMessage, NotificationMessage
+from chalicelib.pipeline.outbox import Pending, enqueue
+from chalicelib.worker.results import result_doc
+
+log = logging.getLogger(__name__)
+
+SCHEDULER_ACTOR = "service:executor"
+# What a notification carries of the execution: parameters and result stay in PostgreSQL.
+NOTIFIED_FIELDS = (
+    "id", "action_ref", "status", "parent_execution_id", "enforcement_id", "retry_count",
+    "created", "updated", "started", "finished",
+)
+
+
+@dataclass
+class Moved:
+    """A move that happened: the execution row after it, and the messages to publish after commit."""
+
+    row: dict[str, Any]
+    messages: list[Pending] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        """Where the execution is now."""
+        return str(self.row["status"])
+
+
+def _notification(row: dict[str, Any]) -> dict[str, Any]:
+    data = {name: row.get(name) for name in NOTIFIED_FIELDS}
+    message = NotificationMessage(
+        tenant_id=row["tenant_id"],
+        event="execution.status_changed",
+        entity_type="execution",
+        entity_id=row["id"],
+        data=data,
+        timestamp=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+    )
+    return message.model_dump(mode="json", exclude_none=True)
+
+
+def _follow(cur: Cursor, row: dict[str, Any], *, actor: str, action: str, detail: dict[str, Any]) -> Moved:
+    """Everything a status change owes, in the mover's transaction."""
+    tenant_id, state = int(row["tenant_id"]), str(row["status"])
+    audit.record(cur, tenant_id=tenant_id, actor=actor, action=action, entity_type="execution",
+                 entity_id=row["id"], detail=detail)
+    moved = Moved(row)
+    if row.get("listened"):
+        moved.messages.append(enqueue(cur, "notifications", _notification(row)))
+    if row.get("enforcement_id") is not None and (state == status.SCHEDULED or state in status.FINAL):
+        error = (row.get("result") or {}).get("error") if state != status.SUCCEEDED else None
+        pipeline.follow_execution(cur, tenant_id, int(row["enforcement_id"]), state, error)
+    if state in status.FINAL and (row.get("parent_execution_id") is not None or row.get("task_token")):
+        callback = CallbackMessage(
+            tenant_id=tenant_id, execution_id=row["id"], status=state,
+            parent_execution_id=row.get("parent_execution_id"), task_token=row.get("task_token"),
+        )
+        moved.messages.append(enqueue(cur, "callbacks", callback.model_dump(exclude_none=True)))
+    return moved
+
+
+def _sources(move: str, to: str) -> list[str]:
+    return status.MOVES[move].sources_for(to)
+
+
+# -- dispatch: by runner kind ------------------------------------------------------
+def _to_work_queue(cur: Cursor, row: dict[str, Any], runner_type: str) -> Moved | None:
+    """Process runners (and http/container, which need no process of their own): a worker takes it."""
+    moved = db.move(cur, row["tenant_id"], row["id"], to=status.SCHEDULED,
+                    sources=_sources("dispatch", status.SCHEDULED))
+    if moved is None:
+        return None
+    result = _follow(cur, moved, actor=SCHEDULER_ACTOR, action="execution.scheduled",
+                     detail={"runner_type": runner_type})
+    work = ExecutionMessage(tenant_id=row["tenant_id"], execution_id=row["id"])
+    result.messages.insert(0, enqueue(cur, "work", work.model_dump(exclude_none=True)))
+    return result
+
+
+def _no_path_yet(cur: Cursor, row: dict[str, Any], runner_type: str) -> Moved | None:
+    """Runner kinds whose path (a state machine start, an inquiry) is not built yet fail clearly, at once."""
+    return reject(cur, row, f"runner '{runner_type}' is not available yet", stage="dispatch")
+
+
+Dispatcher = Callable[[Cursor, dict[str, Any], str], "Moved | None"]
+DISPATCH: dict[str, Dispatcher] = {
+    "python3": _to_work_queue,
+    "shell": _to_work_queue,
+    "node": _to_work_queue,
+    "http": _to_work_queue,
+    "container": _to_work_queue,
+    "workflow": _no_path_yet,
+    "inquiry": _no_path_yet,
+}
+
+
+def dispatch(cur: Cursor, row: dict[str, Any], runner_type: str) -> Moved | None:
+    """requested -> the path its runner kind takes; None when it was no longer requested."""
+    return DISPATCH.get(runner_type, _no_path_yet)(cur, row, runner_type)
+
+
+# -- the moves -----------------------------------------------------------------------
+def created(cur: Cursor, row: dict[str, Any], *, actor: str) -> Moved:
+    """A new execution exists (`requested`): audited and notified like every later change."""
+    return _follow(cur, row, actor=actor, action="execution.created", detail={"action_ref": row["action_ref"]})
+
+
+def reject(cur: Cursor, row: dict[str, Any], error: str, *, stage: str) -> Moved | None:
+    """requested -> failed before any worker sees it (parameters, templates, no path for the runner)."""
+    moved = db.move(cur, row["tenant_id"], row["id"], to=status.FAILED, sources=_sources("reject", status.FAILED),
+                    result=result_doc(error=error))
+    if moved is None:
+        return None
+    return _follow(cur, moved, actor=SCHEDULER_ACTOR, action="execution.failed",
+                   detail={"status": status.FAILED, "error": error, "stage": stage})
+
+
+def claim(cur: Cursor, tenant_id: int, execution_id: int, *, worker_id: str, runner_type: str) -> Moved | None:
+    """scheduled -> running for `worker_id`; None when another claim or a cancel won."""
+    row = db.claim(cur, tenant_id, execution_id, sources=_sources("claim", status.RUNNING), worker_id=worker_id)
+    if row is None:
+        return None
+    return _follow(cur, row, actor=f"worker:{worker_id}", action="execution.started",
+                   detail={"attempt": row["attempt"], "runner_type": runner_type})
+
+
+def refuse(cur: Cursor, tenant_id: int, execution_id: int, *, worker_id: str, reason: str) -> Moved | None:
+    """scheduled -> failed by a worker that found it cannot be run; nothing was started."""
+    row = db.move(cur, tenant_id, execution_id, to=status.FAILED, sources=_sources("refuse", status.FAILED),
+                  result=result_doc(error=reason), worker_id=worker_id, count_attempt=True)
+    if row is None:
+        return None
+    return _follow(cur, row, actor=f"worker:{worker_id}", action="execution.completed",
+                   detail={"status": status.FAILED, "exit_code": None, "duration_s": 0, "error": reason})
+
+
+def complete(
+    cur: Cursor, tenant_id: int, execution_id: int, *, final: str, result: dict[str, Any], actor: str,
+    detail: dict[str, Any] | None = None,
+) -> Moved | None:
+    """running (or canceling, paused) -> `final` with its result; None when the reaper or a cancel got there first."""
+    row = db.move(cur, tenant_id, execution_id, to=final, sources=_sources("complete", final), result=result)
+    if row is None:
+        return None
+    return _follow(cur, row, actor=actor, action="execution.completed",
+                   detail={"status": final, "exit_code": result.get("exit_code"), **(detail or {})})
+
+
+def cancel(cur: Cursor, tenant_id: int, execution_id: int, *, actor: str) -> Moved:
+    """Cancel: not yet running -> canceled at once; running or paused -> canceling, and the worker stops it.
+
+    404 for an execution the tenant does not have; 409 naming the state when it is already final.
+    """
+    current = db.load_status(cur, tenant_id, execution_id)
+    if current is None:
+        raise NotFound(f"execution {execution_id} not found")
+    target = status.cancel_target(current)
+    status.require_move("cancel", current, target)
+    result = result_doc(error=f"canceled by {actor}") if target == status.CANCELED else None
+    row = db.move(cur, tenant_id, execution_id, to=target, sources=_sources("cancel", target), result=result)
+    if row is None:  # it moved meanwhile (claimed, finished): say where it is now
+        now = db.load_status(cur, tenant_id, execution_id) or current
+        raise Conflict(f"execution is {now}; it cannot become {target}")
+    action = "execution.canceled" if target == status.CANCELED else "execution.cancel_requested"
+    return _follow(cur, row, actor=actor, action=action, detail={"status": target, "was": current})
+
+
+def retry(cur: Cursor, tenant_id: int, execution_id: int, *, actor: str, reason: str) -> Moved | None:
+    """running -> scheduled again with a new work message (a retry policy, a lost worker); None if it moved on."""
+    row = db.retry(cur, tenant_id, execution_id, sources=_sources("retry", status.SCHEDULED))
+    if row is None:
+        return None
+    moved = _follow(cur, row, actor=actor, action="execution.retried",
+                    detail={"retry_count": row["retry_count"], "reason": reason})
+    work = ExecutionMessage(tenant_id=tenant_id, execution_id=execution_id)
+    moved.messages.insert(0, enqueue(cur, "work", work.model_dump(exclude_none=True)))
+    return moved
+
+
+def reap(cur: Cursor, row: dict[str, Any], *, actor: str) -> Moved | None:
+    """A claimed execution whose worker stopped beating: running -> failed, canceling -> canceled."""
+    to = status.CANCELED if row["status"] == status.CANCELING else status.FAILED
+    error = f"worker lost: no heartbeat for {row['silent_s']}s"
+    moved = db.move(cur, row["tenant_id"], row["id"], to=to, sources=_sources("reap", to),
+                    result=result_doc(error=error))
+    if moved is None:
+        return None
+    beat = row.get("heartbeat_at")
+    return _follow(cur, moved, actor=actor, action="execution.failed" if to == status.FAILED else "execution.canceled",
+                   detail={"status": to, "error": error, "worker_id": row["worker_id"],
+                           "last_heartbeat": beat.isoformat() if beat else None, "stage": "reaper"})

@@ -1,0 +1,58 @@
+"""What the executions API does, behind thin views: run an action, cancel an execution.
+
+Each function works in the caller's tenant transaction and registers the
+sends that must wait for its commit on `after_commit` (the endpoint runs
+them once the transaction has committed, never for a rolled-back change).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from chalicelib.core.errors import NotFound, Unprocessable
+from chalicelib.db.actions import find_for_run
+from chalicelib.db.pool import Cursor
+from chalicelib.executions import lifecycle
+from chalicelib.executions.request import request_execution
+from chalicelib.pipeline.outbox import publish
+
+AfterCommit = list[Callable[[], None]]
+
+
+def run_action(
+    cur: Cursor,
+    *,
+    tenant_id: int,
+    action_ref: str,
+    parameters: dict[str, Any],
+    actor: str,
+    created_by: int | None,
+    after_commit: AfterCommit,
+) -> dict[str, Any]:
+    """Request an execution of an action the tenant owns, or of a system action; the new execution.
+
+    404 when the tenant cannot see the action, 422 when it is disabled;
+    invalid parameters are not an error here: the execution fails at once
+    with a message naming each problem.
+    """
+    action = find_for_run(cur, tenant_id, action_ref)
+    if action is None:
+        raise NotFound(f"action {action_ref!r} not found")
+    if not action["enabled"]:
+        raise Unprocessable(f"action {action_ref!r} is disabled")
+    requested = request_execution(
+        cur, tenant_id=tenant_id, action=action, parameters=parameters, actor=actor, created_by=created_by
+    )
+    after_commit.append(functools.partial(publish, requested.messages))
+    return requested.execution
+
+
+def cancel_execution(
+    cur: Cursor, *, tenant_id: int, execution_id: int, actor: str, after_commit: AfterCommit
+) -> dict[str, Any]:
+    """Cancel; the execution as it is now (`canceled`, or `canceling` until its worker has stopped the action)."""
+    moved = lifecycle.cancel(cur, tenant_id, execution_id, actor=actor)
+    after_commit.append(functools.partial(publish, moved.messages))
+    return moved.row
