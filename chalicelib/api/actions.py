@@ -18,11 +18,12 @@ from chalicelib.api.serialize import listing, pick
 from chalicelib.core.auth import Permission
 from chalicelib.core.errors import Conflict, Forbidden, NotFound, Unprocessable, ValidationFailed
 from chalicelib.core.packs import check_action, describe
+from chalicelib.core.runners import RUNNER_TYPES
 from chalicelib.db import actions as action_rows
 from chalicelib.db import audit
 from chalicelib.db import packs as pack_rows
 from chalicelib.db.pool import Cursor
-from chalicelib.models.packs import RUNNER_TYPES, ActionCreate, ActionFields, ActionPatch, ActionReplace
+from chalicelib.models.packs import ActionCreate, ActionFields, ActionPatch, ActionReplace
 
 bp = Blueprint(__name__)
 ACTION_FIELDS = (

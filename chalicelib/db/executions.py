@@ -87,7 +87,8 @@ WHERE e.id = %(id)s AND e.tenant_id = %(tenant_id)s AND e.status = ANY(%(sources
 # The execution and the action it names: the tenant's own or a system action.
 LOAD_FOR_RUN = """
 SELECT e.id, e.tenant_id, e.status, e.action_ref, e.parameters, e.secret_parameters, e.pack_storage_key,
-       a.id AS action_id, a.runner_type, a.entry_point, a.code, a.timeout, a.parameters AS declared
+       a.id AS action_id, a.runner_type, a.entry_point, a.code, a.timeout, a.retry, a.http_config, a.image,
+       a.parameters AS declared
 FROM attune.execution e
 LEFT JOIN attune.action a
        ON a.id = e.action_id AND (a.tenant_id = e.tenant_id OR a.tenant_id IS NULL)

@@ -26,6 +26,7 @@ from typing import Any
 
 from chalicelib.core import status
 from chalicelib.core.errors import Conflict, NotFound
+from chalicelib.core.runners import kind_of
 from chalicelib.db import audit, pipeline
 from chalicelib.db import executions as db
 from chalicelib.db.pool import Cursor
@@ -113,12 +114,9 @@ def _no_path_yet(cur: Cursor, row: dict[str, Any], runner_type: str) -> Moved | 
 
 
 Dispatcher = Callable[[Cursor, dict[str, Any], str], "Moved | None"]
+# By the path of the runner's kind (core.runners): a new path is a new entry here, callers do not change.
 DISPATCH: dict[str, Dispatcher] = {
-    "python3": _to_work_queue,
-    "shell": _to_work_queue,
-    "node": _to_work_queue,
-    "http": _to_work_queue,
-    "container": _to_work_queue,
+    "work": _to_work_queue,
     "workflow": _no_path_yet,
     "inquiry": _no_path_yet,
 }
@@ -126,7 +124,8 @@ DISPATCH: dict[str, Dispatcher] = {
 
 def dispatch(cur: Cursor, row: dict[str, Any], runner_type: str) -> Moved | None:
     """requested -> the path its runner kind takes; None when it was no longer requested."""
-    return DISPATCH.get(runner_type, _no_path_yet)(cur, row, runner_type)
+    kind = kind_of(runner_type)
+    return DISPATCH[kind.path](cur, row, runner_type) if kind else _no_path_yet(cur, row, runner_type)
 
 
 # -- the moves -----------------------------------------------------------------------

@@ -23,7 +23,6 @@ ACTION_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$"
 ACTION_REF_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}\.[A-Za-z0-9][A-Za-z0-9_-]{0,127}$"
 PARAM_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 
-RUNNER_TYPES = ("python3", "shell", "node", "http", "container", "workflow", "inquiry")
 PARAM_TYPES = ("string", "integer", "number", "boolean", "array", "object")
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 
@@ -32,6 +31,7 @@ SemVer = Annotated[str, Field(pattern=SEMVER_PATTERN, max_length=64)]
 ActionName = Annotated[str, Field(pattern=ACTION_NAME_PATTERN)]
 ActionRef = Annotated[str, Field(pattern=ACTION_REF_PATTERN)]
 ParamName = Annotated[str, Field(pattern=PARAM_NAME_PATTERN)]
+# Must list exactly core.runners.RUNNER_TYPES (a unit test holds them together).
 RunnerType = Literal["python3", "shell", "node", "http", "container", "workflow", "inquiry"]
 ParamType = Literal["string", "integer", "number", "boolean", "array", "object"]
 Label = Annotated[str, Field(min_length=1, max_length=200)]

@@ -19,7 +19,6 @@ from chalicelib.aws import storage
 from chalicelib.core.errors import Conflict, NotFound, ValidationFailed
 from chalicelib.core.pack_archive import Files
 from chalicelib.core.packs import (
-    SCRIPT_RUNNERS,
     ActionDef,
     PackIdentity,
     entry_point_path,
@@ -28,6 +27,7 @@ from chalicelib.core.packs import (
     parse_actions,
     read_manifest,
 )
+from chalicelib.core.runners import RUNNERS
 from chalicelib.core.versions import bump_patch, is_newer
 from chalicelib.db import actions as action_rows
 from chalicelib.db import audit
@@ -126,7 +126,8 @@ def check_api_actions_survive(cur: Cursor, tenant_id: int | None, pack: dict[str
     for action in action_rows.of_pack(cur, tenant_id, pack["id"]):
         if action["name"] in from_files or action["entry_point"] is None:
             continue
-        if action["runner_type"] in SCRIPT_RUNNERS | {"container"}:
+        kind = RUNNERS.get(action["runner_type"])
+        if kind is not None and kind.process:  # it runs a file from the pack
             path = entry_point_path(action["entry_point"])
             if path not in new.files:
                 raise ValidationFailed(

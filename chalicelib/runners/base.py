@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from chalicelib.core.errors import ValidationFailed
+from chalicelib.core.runners import ActionSpec
 from chalicelib.runners.output import OutputBuffer, parse_json_output
 
 DEFAULT_GRACE_S = 5.0
@@ -52,6 +53,7 @@ class RunRequest:
     timeout_s: float = 600
     max_output_bytes: int = 1024 * 1024
     context: dict[str, Any] = field(default_factory=dict)
+    spec: ActionSpec | None = None  # the whole typed action (http_config, image, retry...) for runners that need it
 
 
 @dataclass

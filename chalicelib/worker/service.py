@@ -33,6 +33,7 @@ from chalicelib.core import status
 from chalicelib.core.auth import issue_action_token
 from chalicelib.core.errors import AttuneError, NotFound, ServiceUnavailable, ValidationFailed
 from chalicelib.core.packs import entry_point_path
+from chalicelib.core.runners import ActionSpec, kind_of
 from chalicelib.db import executions as executions_db
 from chalicelib.db import outbox
 from chalicelib.db.pool import system_tx
@@ -68,6 +69,7 @@ class Job:
     timeout_s: float
     secrets: tuple[str, ...] = ()
     worker_id: str = ""
+    spec: ActionSpec | None = None
 
     @property
     def actor(self) -> str:
@@ -128,15 +130,17 @@ class Worker:
         """What to run, or why it cannot run. Infrastructure errors raise (nothing is changed yet)."""
         if row["action_id"] is None:
             return f"action {row['action_ref']!r} no longer exists"
-        runner_type = str(row["runner_type"])
-        if runner_type not in runner_types():
-            return f"runner '{runner_type}' is not available yet"
+        spec = ActionSpec.from_row(row)
+        if spec.runner_type not in runner_types():
+            return f"runner '{spec.runner_type}' is not available yet"
+        key = row["pack_storage_key"]
+        missing = spec.missing(has_pack_file=bool(key))
+        if missing:
+            return missing
         entry_point: str | None = None
         pack_dir: Path | None = None
-        if row["code"] is None:
-            key = row["pack_storage_key"]
-            if not row["entry_point"] or not key:
-                return f"action {row['action_ref']!r} has no inline code and no stored pack file to run"
+        kind = kind_of(spec.runner_type)
+        if kind is not None and kind.needs_code and spec.code is None:  # a script in the pack: fetch it
             try:
                 entry_point = entry_point_path(row["entry_point"])  # StackStorm style: relative to actions/
                 pack_dir = self.packs.get(key)  # ServiceUnavailable propagates: retry
@@ -145,16 +149,18 @@ class Worker:
         jwt_signing_key()  # fetched (and cached) now, so an unreachable Secrets Manager retries the message
         secret = open_secrets(int(row["tenant_id"]), int(row["id"]), row["secret_parameters"])
         parameters = {**(row["parameters"] or {}), **secret}
+        secrets = secret_values(row["declared"], parameters)
         return Job(
             tenant_id=int(row["tenant_id"]),
             execution_id=int(row["id"]),
-            runner_type=runner_type,
+            runner_type=spec.runner_type,
             parameters=parameters,
             code=row["code"],
             entry_point=entry_point,
             pack_dir=pack_dir,
-            timeout_s=float(row["timeout"] or self.cfg.default_timeout_s),
-            secrets=secret_values(row["declared"], parameters),
+            timeout_s=spec.timeout_s or self.cfg.default_timeout_s,
+            secrets=secrets,
+            spec=replace(spec, secrets=secrets),
         )
 
     def _refuse(self, message: ExecutionMessage, reason: str) -> None:
@@ -203,7 +209,7 @@ class Worker:
             request = RunRequest(
                 execution_id=job.execution_id, runner_type=job.runner_type, parameters=job.parameters,
                 code=job.code, entry_point=job.entry_point, pack_dir=job.pack_dir, timeout_s=job.timeout_s,
-                max_output_bytes=self.cfg.max_output_bytes,
+                max_output_bytes=self.cfg.max_output_bytes, spec=job.spec,
                 context={"api_url": self.cfg.api_url, "token": token,
                          "execution_id": job.execution_id, "tenant_id": job.tenant_id},
             )
