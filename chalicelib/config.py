@@ -10,6 +10,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
+
+MIB = 1024 * 1024
 
 
 def _float(name: str, default: float, *, minimum: float) -> float:
@@ -35,6 +38,18 @@ def _int(name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
+    raw = os.environ.get(name) or default
+    if raw not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
+    return raw
+
+
+def _heartbeat_seconds() -> float:
+    """One period for every heartbeat: each role's liveness beat and each running execution's beat."""
+    return _float("ATTUNE_HEARTBEAT_SECONDS", 2.0, minimum=0.05)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Process-wide configuration; built from the environment by `settings()`."""
@@ -55,6 +70,11 @@ class Settings:
     db_pool_max: int
     heartbeat_seconds: float
     reaper_stale_seconds: float
+    outbox_publish: str
+    outbox_max_in_flight: int
+    log_level: str
+    pack_bucket: str | None
+    expected_roles: tuple[str, ...]
 
     @property
     def resource_prefix(self) -> str:
@@ -80,6 +100,49 @@ def settings() -> Settings:
         max_archive_bytes=_int("ATTUNE_MAX_ARCHIVE_BYTES", 6 * 1024 * 1024),
         db_pool_min=_int("ATTUNE_DB_POOL_MIN", 1),
         db_pool_max=_int("ATTUNE_DB_POOL_MAX", 10),
-        heartbeat_seconds=_float("ATTUNE_HEARTBEAT_SECONDS", 2.0, minimum=0.05),
+        heartbeat_seconds=_heartbeat_seconds(),
         reaper_stale_seconds=_float("ATTUNE_REAPER_STALE_SECONDS", 30.0, minimum=0.1),
+        outbox_publish=_choice("ATTUNE_OUTBOX_PUBLISH", "inline", ("inline", "relay")),
+        outbox_max_in_flight=_int("ATTUNE_OUTBOX_MAX_IN_FLIGHT", 100),
+        log_level=(os.environ.get("ATTUNE_LOG_LEVEL") or "INFO").upper(),
+        pack_bucket=os.environ.get("ATTUNE_PACK_BUCKET") or None,
+        # Set by `attune dev` for its roles: the roles /health waits for.
+        expected_roles=tuple(r for r in os.environ.get("ATTUNE_EXPECTED_ROLES", "").split(",") if r),
+    )
+
+
+def _default_cache_dir() -> Path:
+    """Lambda can only write /tmp; elsewhere the cache sits with the local cloud's other state."""
+    if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        return Path("/tmp/attune-pack-cache")  # noqa: S108 - Lambda's only writable directory
+    return Path(settings().data_dir) / "pack-cache"
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """What one worker process runs with (docs/actions.md, "The worker")."""
+
+    concurrency: int = 8
+    heartbeat_seconds: float = 2.0
+    default_timeout_s: float = 600.0
+    max_output_bytes: int = MIB
+    action_grace_s: float = 5.0
+    api_url: str = "http://127.0.0.1:18080"
+    pack_cache_dir: Path = Path(".attune/pack-cache")
+
+
+def worker_settings() -> WorkerSettings:
+    """The worker's settings as the environment asks for them now.
+
+    Not cached, unlike `settings()`: a worker (or a test) is built with the
+    values of its moment without clearing a process-wide cache.
+    """
+    return WorkerSettings(
+        concurrency=int(_float("ATTUNE_WORKER_CONCURRENCY", 8, minimum=1)),
+        heartbeat_seconds=_heartbeat_seconds(),
+        default_timeout_s=_float("ATTUNE_ACTION_DEFAULT_TIMEOUT", 600.0, minimum=1),
+        max_output_bytes=int(_float("ATTUNE_MAX_OUTPUT_BYTES", MIB, minimum=1024)),
+        action_grace_s=_float("ATTUNE_ACTION_GRACE_SECONDS", 5.0, minimum=0),
+        api_url=(os.environ.get("ATTUNE_API_URL") or f"http://127.0.0.1:{settings().api_port}").rstrip("/"),
+        pack_cache_dir=Path(os.environ.get("ATTUNE_PACK_CACHE_DIR") or _default_cache_dir()),
     )

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-import os
 
 from aws_lambda_powertools import Logger
+
+from chalicelib.config import settings
 
 _configured = False
 
@@ -16,10 +17,10 @@ def configure_logging() -> None:
     if _configured:
         return
     _configured = True
-    level = os.environ.get("ATTUNE_LOG_LEVEL", "INFO").upper()
+    level = settings().log_level
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
 
 def logger(service: str) -> Logger:
     """A Powertools logger for a Lambda entry point (correlation id = execution id)."""
-    return Logger(service=service, level=os.environ.get("ATTUNE_LOG_LEVEL", "INFO"))
+    return Logger(service=service, level=settings().log_level)

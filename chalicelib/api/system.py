@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from chalice import Blueprint, Response
@@ -10,6 +9,7 @@ from chalice import Blueprint, Response
 from chalicelib.api import context
 from chalicelib.api.context import PublicCall, public
 from chalicelib.api.openapi import document
+from chalicelib.config import settings
 from chalicelib.core.errors import AttuneError
 from chalicelib.db import components
 
@@ -21,7 +21,7 @@ _openapi_cache: dict[str, Any] = {}
 @public()
 def health(call: PublicCall) -> Response:
     """200 only when the database answers and every expected role beats."""
-    expected = [r for r in os.environ.get("ATTUNE_EXPECTED_ROLES", "").split(",") if r]
+    expected = list(settings().expected_roles)
     try:
         state = components.health(expected)
     except AttuneError as exc:

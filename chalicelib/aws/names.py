@@ -7,8 +7,6 @@ and the local provisioner and a real deploy agree.
 
 from __future__ import annotations
 
-import os
-
 from chalicelib.config import settings
 
 
@@ -24,7 +22,7 @@ def dlq_name(logical: str) -> str:
 
 def pack_bucket() -> str:
     """The S3 bucket holding pack files (one prefix per tenant/pack/version)."""
-    return os.environ.get("ATTUNE_PACK_BUCKET") or f"{settings().stack_name}-packs"
+    return settings().pack_bucket or f"{settings().stack_name}-packs"
 
 
 def jwt_secret_id() -> str:

@@ -10,22 +10,18 @@ messages that were sent but lost (moto's queues do not survive a restart).
 from __future__ import annotations
 
 import logging
-import os
 from collections import defaultdict
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from chalicelib.aws import queues
+from chalicelib.config import settings
 from chalicelib.core.errors import AttuneError
 from chalicelib.db import outbox
 from chalicelib.db.pool import Cursor, system_tx
 
 log = logging.getLogger(__name__)
 
-# A one-shot crash switch for the "killed between commit and send" test: when the
-# file it names exists, the process deletes it and dies right after committing.
-CRASH_FILE_ENV = "ATTUNE_FAULT_CRASH_BEFORE_SEND"
 UNSENT_AFTER_S = 1.0
 # Long enough that a message merely waiting in a deep queue is not duplicated.
 UNACKED_AFTER_S = 300.0
@@ -47,14 +43,6 @@ def enqueue(cur: Cursor, queue: str, body: dict[str, Any]) -> Pending:
     return Pending(outbox_id, queue, full)
 
 
-def _crash_if_asked() -> None:
-    marker = os.environ.get(CRASH_FILE_ENV)
-    if marker and Path(marker).exists():
-        Path(marker).unlink()
-        log.error("fault injection: dying between commit and send")
-        os._exit(137)
-
-
 def _send(messages: list[Pending]) -> list[int]:
     by_queue: dict[str, list[Pending]] = defaultdict(list)
     for msg in messages:
@@ -67,8 +55,8 @@ def _send(messages: list[Pending]) -> list[int]:
 
 
 def max_in_flight() -> int:
-    """`ATTUNE_OUTBOX_MAX_IN_FLIGHT` (default 100): unacknowledged messages per queue before the relay holds back."""
-    return int(os.environ.get("ATTUNE_OUTBOX_MAX_IN_FLIGHT", "100"))
+    """Unacknowledged messages per queue before the relay holds new ones back (`ATTUNE_OUTBOX_MAX_IN_FLIGHT`)."""
+    return settings().outbox_max_in_flight
 
 
 def inline_publish() -> bool:
@@ -80,15 +68,12 @@ def inline_publish() -> bool:
     for deployments without an always-on relay) sends at once and lets the relay's
     sweep catch what fails.
     """
-    return os.environ.get("ATTUNE_OUTBOX_PUBLISH", "inline") != "relay"
+    return settings().outbox_publish == "inline"
 
 
 def publish(messages: list[Pending]) -> None:
     """Send committed messages now (inline mode); on any failure the relay sends them later."""
-    if not messages:
-        return
-    _crash_if_asked()
-    if not inline_publish():
+    if not messages or not inline_publish():
         return
     try:
         sent = _send(messages)

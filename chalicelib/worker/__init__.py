@@ -5,8 +5,7 @@
     slots.py                     at most N actions at once per process
     heartbeat.py                 one beat for all running executions; cancel detection
     packcache.py                 unpacked pack versions, fetched once
-    reaper.py                    fails executions whose worker stopped beating
-    settings.py                  the ATTUNE_WORKER_* / ATTUNE_ACTION_* knobs
 
-See docs/actions.md ("The worker") for behaviour and settings.
+Status changes go through chalicelib/executions (the lifecycle); settings live in
+chalicelib/config.py. See docs/actions.md ("The worker") for behaviour and settings.
 """

@@ -29,6 +29,7 @@ from typing import Any
 
 from chalicelib.aws import queues
 from chalicelib.aws.secrets import jwt_signing_key
+from chalicelib.config import WorkerSettings, worker_settings
 from chalicelib.core import status
 from chalicelib.core.auth import issue_action_token
 from chalicelib.core.errors import AttuneError, NotFound, ServiceUnavailable, ValidationFailed
@@ -45,7 +46,6 @@ from chalicelib.stopping import grace_of
 from chalicelib.worker.heartbeat import Heartbeat
 from chalicelib.worker.packcache import PackCache
 from chalicelib.worker.results import result_doc, secret_values
-from chalicelib.worker.settings import WorkerSettings, worker_settings
 from chalicelib.worker.slots import Run, Slots, WorkerStopping
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,8 @@
 """A process killed between committing an execution and sending its queue message loses nothing.
 
 A cloud of its own, started with the one-shot fault switch
-`ATTUNE_FAULT_CRASH_BEFORE_SEND=<marker file>`: while the marker exists, the
+`ATTUNE_FAULT_CRASH_BEFORE_SEND=<marker file>` (tests/fault_injection/sitecustomize.py,
+on the cloud's PYTHONPATH; production code has no such hook): while the marker exists, the
 next process that commits a message to the outbox deletes the marker and dies
 (`os._exit(137)`) before sending. Here that is the API serving
 `POST /api/v1/executions`; the supervisor restarts it, and the outbox relay
@@ -71,6 +72,8 @@ def test_execution_survives_a_crash_between_commit_and_send() -> None:
         "ATTUNE_API_PORT": str(api_port),
         "ATTUNE_WS_PORT": str(ws_port),
         "ATTUNE_MOTO_PORT": str(moto_port),
+        # the switch lives in a test-only sitecustomize, loaded by every process of this cloud
+        "PYTHONPATH": str(Path(__file__).parents[1] / "fault_injection"),
     }
     with running_cloud(extra_env=env, data_dir=data_dir) as cloud:
         http = httpx.Client(base_url=cloud.url, timeout=30)

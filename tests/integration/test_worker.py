@@ -47,7 +47,7 @@ APPEND_PY = "def run(file):\n    with open(file, 'a') as f:\n        f.write('ra
 def worker_env(api: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """A fresh process worker for this test: its own pack cache, quick heartbeats and kill grace."""
     monkeypatch.setenv("ATTUNE_PACK_CACHE_DIR", str(tmp_path / "packs"))
-    monkeypatch.setenv("ATTUNE_WORKER_HEARTBEAT_SECONDS", "0.2")
+    monkeypatch.setenv("ATTUNE_HEARTBEAT_SECONDS", "0.2")
     monkeypatch.setenv("ATTUNE_ACTION_GRACE_SECONDS", "1")
     service.reset_worker()
     yield
