@@ -32,6 +32,7 @@ e2e: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/cfn-lint infra/template.yaml
 
 typecheck: $(STAMP)
 	$(BIN)/mypy chalicelib functions bench app.py

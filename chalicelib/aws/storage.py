@@ -47,6 +47,19 @@ def put_pack(key: str, files: Files) -> None:
         raise _unavailable("upload", key, exc) from exc
 
 
+def pack_exists(key: str) -> bool:
+    """Whether the object is in the bucket (a HEAD): lets the bootstrap re-upload a lost system pack."""
+    try:
+        client("s3").head_object(Bucket=pack_bucket(), Key=key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+            return False
+        raise _unavailable("lookup", key, exc) from exc
+    except BotoCoreError as exc:
+        raise _unavailable("lookup", key, exc) from exc
+    return True
+
+
 def _get_object(key: str) -> bytes:
     try:
         response: Any = client("s3").get_object(Bucket=pack_bucket(), Key=key)

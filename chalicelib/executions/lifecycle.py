@@ -9,7 +9,7 @@ system, so none of it can be forgotten by one caller or done twice by another:
 - a `notifications` message when a WebSocket client of the tenant listens;
 - the enforcement's status, which follows its execution (`scheduled`, then the
   execution's final status);
-- once final, a `callbacks` message when a parent workflow or a Step
+- once final, a `workflow-callbacks` message when a parent workflow or a Step
   Functions task token waits on it.
 
 Each move returns the outbox messages it enqueued; the caller publishes them
@@ -86,7 +86,7 @@ def _follow(cur: Cursor, row: dict[str, Any], *, actor: str, action: str, detail
             tenant_id=tenant_id, execution_id=row["id"], status=state,
             parent_execution_id=row.get("parent_execution_id"), task_token=row.get("task_token"),
         )
-        moved.messages.append(enqueue(cur, "callbacks", callback.model_dump(exclude_none=True)))
+        moved.messages.append(enqueue(cur, "workflow-callbacks", callback.model_dump(exclude_none=True)))
     return moved
 
 

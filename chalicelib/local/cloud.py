@@ -27,6 +27,7 @@ from types import FrameType
 from typing import IO, Any
 
 from chalicelib.aws.clients import reset_clients
+from chalicelib.aws.names import pack_bucket
 from chalicelib.config import settings
 from chalicelib.db.migrate import apply_migrations
 from chalicelib.db.pool import close_pool
@@ -116,8 +117,11 @@ class LocalCloud:
         cfg = settings()
         with ThreadPoolExecutor(1) as pool:
             moto_log = (data_dir / "logs" / "moto.log").open("ab")
+            # moto forgets everything on exit: keep the KMS keys and the pack files in the data
+            # dir, so the persistent database's secrets and packs stay usable after a restart.
             future = None if cfg.aws_endpoint_url else pool.submit(
-                moto_server.start, None, log_file=moto_log, state_dir=data_dir)
+                moto_server.start, None, log_file=moto_log, state_dir=data_dir,
+                kept_buckets=[pack_bucket()])
             try:
                 if not cfg.database_url:
                     self.pg = embedded_pg.start(data_dir)

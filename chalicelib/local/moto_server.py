@@ -22,6 +22,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -116,11 +117,13 @@ def start(
     log_file: IO[bytes] | None = None,
     timeout: float = 30.0,
     state_dir: Path | None = None,
+    kept_buckets: Sequence[str] = (),
 ) -> MotoServer:
     """Start moto on `port` (see `choose_port`), wait until it answers, enable Step Functions.
 
-    With `state_dir`, the KMS keys survive restarts (see `moto_state`), so encrypted
-    data in a persistent local database stays readable.
+    With `state_dir`, the KMS keys and the objects of `kept_buckets` survive
+    restarts (see `moto_state`), so encrypted data in a persistent local database
+    stays readable and the pack files it names stay downloadable.
     """
     port = port or choose_port()
     env = dict(os.environ, MOTO_PORT=str(port))
@@ -128,7 +131,8 @@ def start(
     process = subprocess.Popen(
         [sys.executable, "-m", "chalicelib.local.moto_server",
          "--port", str(port), "--parent", str(os.getpid()),
-         *(["--state-dir", str(state_dir)] if state_dir else [])],
+         *(["--state-dir", str(state_dir)] if state_dir else []),
+         *(arg for bucket in kept_buckets for arg in ("--keep-bucket", bucket))],
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=log_file or subprocess.DEVNULL,
@@ -165,7 +169,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m chalicelib.local.moto_server")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--parent", type=int, default=0)
-    parser.add_argument("--state-dir", default=None, help="keep KMS keys across restarts in this folder")
+    parser.add_argument("--state-dir", default=None,
+                        help="keep KMS keys (and the --keep-bucket objects) across restarts in this folder")
+    parser.add_argument("--keep-bucket", action="append", default=[],
+                        help="mirror this S3 bucket's objects under --state-dir (repeatable)")
     args = parser.parse_args(argv)
     # One line per request (long polls included) would drown the useful output.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -175,6 +182,8 @@ def main(argv: list[str] | None = None) -> None:
         from chalicelib.local import moto_state
 
         moto_state.keep(Path(args.state_dir) / "moto-kms.json")
+        if args.keep_bucket:
+            moto_state.keep_s3(Path(args.state_dir) / moto_state.S3_DIR_NAME, args.keep_bucket)
     from moto.server import main as moto_main
 
     moto_main(["-p", str(args.port), "-H", HOST])

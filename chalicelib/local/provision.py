@@ -5,8 +5,11 @@ reads it, orders the resources by their references, resolves `Ref`,
 `Fn::GetAtt` and `Fn::Sub` against what it created, and creates or updates
 each non-Lambda resource through boto3, so running it twice changes nothing.
 Lambda functions, layers and API Gateway resources are skipped (locally their
-handlers run in the role processes). A resource type it does not know is an
-error, so the template cannot grow something the local cloud silently lacks.
+handlers run in the role processes), and so is a resource whose metadata names
+the local role that replaces it (`Metadata: {"Attune": {"LocalRole": "relay"}}`:
+the relay's once-a-minute schedule, whose work the `relay` role does
+continuously). A resource type it does not know is an error, so the template
+cannot grow something the local cloud silently lacks.
 """
 
 from __future__ import annotations
@@ -43,10 +46,36 @@ def default_template_path() -> Path:
     return repo if repo.exists() else Path.cwd() / "infra" / "template.yaml"
 
 
+class _TemplateLoader(yaml.SafeLoader):
+    """`yaml.safe_load` plus CloudFormation's short tags (`!Ref`, `!GetAtt`, `!Sub`, ...).
+
+    Each tag becomes its long form (`{"Ref": ...}`, `{"Fn::GetAtt": [...]}`), so
+    the resolver below sees one shape whichever way the template is written.
+    """
+
+
+def _short_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    if suffix in ("Ref", "Condition"):
+        return {suffix: value}
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{suffix}": value}
+
+
+_TemplateLoader.add_multi_constructor("!", _short_tag)
+
+
 def load_template(path: Path | None = None) -> dict[str, Any]:
-    """The parsed template; long-form intrinsics keep it readable by `yaml.safe_load`."""
+    """The parsed template, in long-form intrinsics whether it was written with short tags or not."""
     with (path or default_template_path()).open(encoding="utf-8") as fh:
-        data = yaml.safe_load(fh)
+        data = yaml.load(fh, Loader=_TemplateLoader)  # noqa: S506 - a SafeLoader subclass
     if not isinstance(data, dict) or not isinstance(data.get("Resources"), dict):
         raise ProvisionError(f"{path or default_template_path()} has no Resources section")
     return data
@@ -57,12 +86,28 @@ def is_skipped(resource_type: str) -> bool:
     return resource_type.startswith(SKIPPED_PREFIXES)
 
 
+def local_role(body: Mapping[str, Any]) -> str | None:
+    """The local role that does this resource's job instead (`Metadata.Attune.LocalRole`), if any.
+
+    Provisioning such a resource would make the local cloud do the work twice
+    (the local scheduler would invoke the relay function beside the relay role).
+    """
+    attune = (body.get("Metadata") or {}).get("Attune") or {}
+    role = attune.get("LocalRole") if isinstance(attune, dict) else None
+    return str(role) if role else None
+
+
+def provisioned_locally(body: Mapping[str, Any]) -> bool:
+    """Whether the local cloud creates this resource (neither deploy-only nor replaced by a role)."""
+    return not is_skipped(body["Type"]) and local_role(body) is None
+
+
 def local_resources(template: Mapping[str, Any]) -> dict[str, str]:
     """Logical id -> type of every resource the local cloud creates."""
     return {
         logical: res["Type"]
         for logical, res in template["Resources"].items()
-        if not is_skipped(res["Type"])
+        if provisioned_locally(res)
     }
 
 
@@ -201,7 +246,7 @@ def _synthesize_function(resolver: Resolver, logical: str, props: Mapping[str, A
 def _order(template: Mapping[str, Any]) -> list[str]:
     """Resources in dependency order; skipped functions take part (their ARNs are synthesized)."""
     res = template["Resources"]
-    wanted = {k for k, r in res.items() if not is_skipped(r["Type"]) or r["Type"] in _FUNCTION_TYPES}
+    wanted = {k for k, r in res.items() if provisioned_locally(r) or r["Type"] in _FUNCTION_TYPES}
     graph: dict[str, set[str]] = {}
     for logical in wanted:
         body = res[logical]
@@ -251,7 +296,7 @@ def provision(
     unknown = sorted(
         f"{k} ({r['Type']})"
         for k, r in template["Resources"].items()
-        if not is_skipped(r["Type"]) and r["Type"] not in resources.HANDLERS
+        if provisioned_locally(r) and r["Type"] not in resources.HANDLERS
     )
     if unknown:
         raise ProvisionError(

@@ -52,7 +52,7 @@ class NotificationMessage(Contract):
 
 
 class CallbackMessage(Contract):
-    """On the `callbacks` queue: a finished execution whose parent workflow or Step Functions task waits on it."""
+    """On the `workflow-callbacks` queue: a finished execution that a parent workflow or a task token waits on."""
 
     kind: Literal["callback"] = "callback"
     outbox_id: Id | None = None

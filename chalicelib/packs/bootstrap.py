@@ -5,7 +5,10 @@ deployment calls it from its post-deploy step), so it must be idempotent:
 unchanged packs are left alone, changed ones become a new version, with a new
 S3 object, exactly as a tenant's reload would. When files changed but
 `pack.yaml` still names the stored version, the patch number is bumped, so
-that a running execution never sees its code replaced under the same key.
+that a running execution never sees its code replaced under the same key. An
+unchanged pack whose object is missing (an emulator or a bucket that lost its
+objects) is uploaded again under its stored key: the archive is reproducible,
+so the bytes are the same.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from chalicelib.aws import storage
 from chalicelib.core.errors import ValidationFailed
 from chalicelib.core.pack_archive import Files, check_files, clean_path
 from chalicelib.core.packs import PackIdentity, file_index, read_manifest
@@ -30,7 +34,7 @@ _SKIPPED = {"__pycache__", ".git", ".DS_Store"}
 
 @dataclass(frozen=True)
 class SystemPackResult:
-    """What loading did to one system pack: `registered`, `reloaded` or `unchanged`."""
+    """What loading did to one system pack: `registered`, `reloaded`, `restored` or `unchanged`."""
 
     ref: str
     version: str
@@ -63,7 +67,12 @@ def _load_one(cur: Cursor, folder: Path) -> SystemPackResult:
         return SystemPackResult(ident.ref, row["version"], "registered")
     if existing["files"] == file_index(files, pack.actions) and existing["label"] == ident.label \
             and existing["description"] == ident.description:
-        return SystemPackResult(ident.ref, existing["version"], "unchanged")
+        if storage.pack_exists(existing["storage_key"]):
+            return SystemPackResult(ident.ref, existing["version"], "unchanged")
+        log.warning("system pack %s %s: its files were missing from storage; uploading them again",
+                    ident.ref, existing["version"])
+        storage.put_pack(existing["storage_key"], files)
+        return SystemPackResult(ident.ref, existing["version"], "restored")
     version = ident.version
     if not is_newer(version, existing["version"]):
         version = bump_patch(existing["version"])

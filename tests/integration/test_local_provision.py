@@ -90,6 +90,24 @@ def test_the_ticker_schedule_targets_the_ticker_function(aws_stack: str) -> None
     assert handlers[f"{aws_stack}-worker"] == "functions.worker.app.handler"
 
 
+def test_a_schedule_a_local_role_replaces_is_not_provisioned(aws_stack: str) -> None:
+    # GIVEN the template, whose relay schedule names the local role doing its work
+    from chalicelib.local.roles import ROLES
+
+    template = prov.load_template()
+    replaced = {k: prov.local_role(b) for k, b in template["Resources"].items() if prov.local_role(b)}
+    assert replaced == {"RelaySchedule": "relay"}
+    assert set(replaced.values()) <= set(ROLES)
+    # WHEN it is provisioned
+    prov.provision()
+    # THEN only the ticker is scheduled (the local scheduler must not run the relay beside its role),
+    # and the relay function still maps to its handler
+    schedules = client("scheduler").list_schedules(GroupName=aws_stack)["Schedules"]
+    assert [s["Name"] for s in schedules] == [f"{aws_stack}-timers-ticker"]
+    handlers = prov.lambda_handlers(template, stack=aws_stack)
+    assert handlers[f"{aws_stack}-relay"] == "functions.relay.app.handler"
+
+
 def _write(tmp_path: Path, resources: Mapping[str, object]) -> Path:
     path = tmp_path / "template.yaml"
     path.write_text(yaml.safe_dump({"Resources": resources}), encoding="utf-8")
