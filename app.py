@@ -28,3 +28,4 @@ app.register_middleware(context.contract_errors, "http")
 
 for module in (system, auth, packs, actions, triggers, webhooks, rules, events, executions, datastore, audit):
     app.register_blueprint(module.bp)
+context.accept_any_content_type(app)  # curl -d labels JSON as a form; bodies are read as JSON

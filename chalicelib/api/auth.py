@@ -22,7 +22,7 @@ from chalicelib.core.auth import (
 from chalicelib.core.errors import Conflict, NotFound, Unauthorized, Unprocessable
 from chalicelib.db import audit, users
 from chalicelib.db.pool import system_tx
-from chalicelib.models.auth import Credentials, NewUser, RefreshRequest
+from chalicelib.models.auth import Credentials, Login, NewUser, RefreshRequest
 
 bp = Blueprint(__name__)
 USER_FIELDS = ("id", "username", "tenant_id", "role", "created")
@@ -70,13 +70,17 @@ def register(call: PublicCall) -> dict[str, Any]:
 
 
 @bp.route("/auth/login", methods=["POST"])
-@public(body=Credentials)
+@public(body=Login)
 def login(call: PublicCall) -> dict[str, Any]:
     """Exchange username and password for an access and a refresh token."""
-    body: Credentials = call.body
-    with system_tx() as cur:
-        user = users.find_for_login(cur, body.username)
-    if not verify_password(user["password_hash"] if user else None, body.password) or user is None:
+    body: Login = call.body
+    user = None
+    if body.could_exist():
+        with system_tx() as cur:
+            user = users.find_for_login(cur, body.username)
+    # An unknown user still costs one verification: timing must not tell which part was wrong.
+    password = body.password if body.could_exist() else ""
+    if not verify_password(user["password_hash"] if user else None, password) or user is None:
         raise Unauthorized("invalid username or password")
     return _token_pair(user["id"], user["tenant_id"], Role(user["role"]))
 

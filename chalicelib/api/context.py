@@ -277,6 +277,22 @@ def public(
     return decorate
 
 
+def accept_any_content_type(app: Chalice) -> None:
+    """Let every route take its body whatever Content-Type the client sent.
+
+    All bodies are JSON by contract, and `parse_body` reads the raw bytes as
+    JSON, answering a clear 400 when they are not. Chalice would otherwise
+    refuse anything not labelled `application/json` with a 415 before the
+    view runs, and `curl -d '{...}'` labels its JSON
+    `application/x-www-form-urlencoded` -- the first call a new user makes.
+    Call it once every blueprint is registered (routes added later keep
+    Chalice's default).
+    """
+    for methods in app.routes.values():
+        for entry in methods.values():
+            entry.content_types = ["*/*"]
+
+
 CHALICE_ERROR_CODES = {
     400: "bad_request",
     403: "forbidden",
@@ -287,14 +303,12 @@ CHALICE_ERROR_CODES = {
 
 
 def contract_errors(event: Any, get_response: Callable[[Any], Response]) -> Response:
-    """Middleware: errors Chalice makes itself (415, 405, its own 500) get our error contract too."""
+    """Middleware: errors Chalice makes itself (405, its own 500) get our error contract too."""
     response = get_response(event)
     body = response.body
     if response.status_code >= 400 and isinstance(body, dict) and {"Code", "Message"} <= set(body):
         status = response.status_code
         code = CHALICE_ERROR_CODES.get(status, "internal_error" if status >= 500 else "bad_request")
         message = str(body["Message"])
-        if status == 415:
-            message = f"{message}; send the body as JSON (Content-Type: application/json)"
         response.body = {"error": {"code": code, "message": message}}
     return response

@@ -20,14 +20,14 @@ ENFORCEMENT_STATUSES = frozenset({"created", "scheduled", "failed"})
 @bp.route("/api/v1/events", methods=["GET"])
 @endpoint(Permission.READ)
 def list_events(call: Call) -> dict[str, Any]:
-    """The tenant's events, newest first; filter `trigger_id`."""
+    """The tenant's events, newest first; filters `trigger_id`, `rule_id` (events that rule matched)."""
     window = page(call)
     rows, total = EVENTS.list(
         call.cur,
         call.principal.tenant_id,
         limit=window.limit,
         offset=window.offset,
-        where={"trigger_id": id_param(call, "trigger_id")},
+        where={"trigger_id": id_param(call, "trigger_id"), "rule_id": id_param(call, "rule_id")},
     )
     return listing([pick(r, EVENT_FIELDS) for r in rows], total, window.limit, window.offset)
 

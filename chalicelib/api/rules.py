@@ -11,7 +11,7 @@ from chalicelib.api.context import Call, endpoint
 from chalicelib.api.params import bool_param, id_param, page, path_id
 from chalicelib.api.serialize import listing, pick
 from chalicelib.core.auth import Permission
-from chalicelib.core.errors import NotFound, Unprocessable
+from chalicelib.core.errors import NotFound
 from chalicelib.core.templating import check_criteria, check_tree
 from chalicelib.db import audit
 from chalicelib.db.automation import (
@@ -29,9 +29,17 @@ from chalicelib.timers.ticker import schedule_now
 bp = Blueprint(__name__)
 
 
+# A reference to another tenant's trigger or action is a 404, exactly like a
+# nonexistent one and like every other cross-tenant access: a different
+# status would tell the caller that the id exists elsewhere.
 def _check_action(cur: Cursor, tenant_id: int, action_ref: str) -> None:
     if not action_exists(cur, tenant_id, action_ref):
-        raise Unprocessable(f"action_ref '{action_ref}' does not name an action you can run")
+        raise NotFound(f"action_ref '{action_ref}' not found: no action of that ref you can run")
+
+
+def _check_trigger(cur: Cursor, tenant_id: int, trigger_id: int) -> None:
+    if TRIGGERS.get(cur, tenant_id, trigger_id) is None:
+        raise NotFound(f"trigger_id {trigger_id} not found")
 
 
 def _load(call: Call, rule_id: str) -> dict[str, Any]:
@@ -50,8 +58,7 @@ def create_rule(call: Call) -> dict[str, Any]:
     """Create a rule; the trigger must be the tenant's and the action runnable by it."""
     body: NewRule = call.body
     tenant = call.principal.tenant_id
-    if TRIGGERS.get(call.cur, tenant, body.trigger_id) is None:
-        raise Unprocessable(f"trigger_id {body.trigger_id} does not exist")
+    _check_trigger(call.cur, tenant, body.trigger_id)
     _check_action(call.cur, tenant, body.action_ref)
     if body.criteria:
         check_criteria(body.criteria)

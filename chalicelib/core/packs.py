@@ -171,8 +171,18 @@ class ActionDef:
 
 
 def entry_point_path(entry_point: str) -> str:
-    """Where an entry point lives in the pack: relative to `actions/`, as in StackStorm."""
-    return clean_path(f"{ACTIONS_DIR}/{clean_path(entry_point)}")
+    """Where an entry point lives in the pack.
+
+    Authors write it from the pack root (`actions/process.py`, as the seed
+    does) or from `actions/` (`process.py`, as StackStorm does); both must
+    name the same file, so a path already under `actions/` is taken as is.
+    Deciding from the text alone (not from which files exist) keeps the
+    registration check and the worker agreeing on the file.
+    """
+    path = clean_path(entry_point)
+    if path.startswith(f"{ACTIONS_DIR}/"):
+        return path
+    return clean_path(f"{ACTIONS_DIR}/{path}")
 
 
 def check_action(fields: ActionFields, pack_files: Collection[str], *, where: str) -> None:
@@ -191,12 +201,9 @@ def check_action(fields: ActionFields, pack_files: Collection[str], *, where: st
     if fields.entry_point is not None and runner in SCRIPT_RUNNERS | {"container", "workflow"}:
         path = entry_point_path(fields.entry_point)
         if path not in pack_files:
-            hint = ""
-            if clean_path(fields.entry_point) in pack_files:
-                suggestion = clean_path(fields.entry_point).removeprefix(f"{ACTIONS_DIR}/")
-                hint = f" (entry points are relative to actions/: did you mean {suggestion!r}?)"
             raise ValidationFailed(
-                f"{where}: entry_point {fields.entry_point!r} not found: no file {path!r} in the pack{hint}"
+                f"{where}: entry_point {fields.entry_point!r} not found: no file {path!r} in the pack "
+                f"(write it from the pack root, '{ACTIONS_DIR}/x.py', or from {ACTIONS_DIR}/, 'x.py')"
             )
     elif fields.entry_point is not None:
         raise ValidationFailed(f"{where}: runner '{runner}' does not use an entry_point")

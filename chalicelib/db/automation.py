@@ -29,7 +29,15 @@ ENFORCEMENT_FIELDS = ("id", "rule_id", "event_id", "trigger_id", "status", "erro
 # webhook_secret is selected only to show whether one is set; it is never rendered.
 TRIGGERS = Table("trigger", (*TRIGGER_FIELDS, "webhook_secret"), frozenset({"type", "enabled"}))
 RULES = Table("rule", RULE_FIELDS, frozenset({"trigger_id", "action_ref", "enabled"}))
-EVENTS = Table("event", EVENT_FIELDS, frozenset({"trigger_id"}))
+# `events?rule_id=`: the events that produced an enforcement of that rule
+# (matched by it), found through enforcement's UNIQUE (rule_id, event_id) index.
+EVENT_ENFORCED_BY_RULE = """
+EXISTS (SELECT 1 FROM attune.enforcement enf
+        WHERE enf.rule_id = %(f_rule_id)s AND enf.event_id = attune.event.id
+          AND enf.tenant_id = attune.event.tenant_id)
+"""
+EVENTS = Table("event", EVENT_FIELDS, frozenset({"trigger_id", "rule_id"}),
+               filter_conditions={"rule_id": EVENT_ENFORCED_BY_RULE})
 ENFORCEMENTS = Table("enforcement", ENFORCEMENT_FIELDS, frozenset({"trigger_id", "rule_id", "event_id", "status"}))
 
 INSERT_TRIGGER = """

@@ -8,6 +8,7 @@ them (packs, actions).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,14 @@ class Table:
     columns: tuple[str, ...]
     filters: frozenset[str] = field(default_factory=frozenset)
     shares_system_rows: bool = False
+    # Filters that are not `column = value` (an EXISTS on another table): the
+    # filter's name -> a named query constant reading the value as %(f_<name>)s.
+    filter_conditions: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        undeclared = set(self.filter_conditions) - self.filters
+        if undeclared:
+            raise ValueError(f"conditions for undeclared filters on {self.name}: {sorted(undeclared)}")
 
     def _ident(self) -> sql.Composed:
         return sql.SQL("attune.{}").format(sql.Identifier(self.name))
@@ -35,6 +44,12 @@ class Table:
         if self.shares_system_rows:
             return sql.SQL("(tenant_id = %(tenant_id)s OR tenant_id IS NULL)")
         return sql.SQL("tenant_id = %(tenant_id)s")
+
+    def _condition(self, name: str) -> sql.Composable:
+        custom = self.filter_conditions.get(name)
+        if custom is not None:
+            return sql.SQL(custom)  # a module constant, never user input
+        return sql.SQL("{} = {}").format(sql.Identifier(name), sql.Placeholder(f"f_{name}"))
 
     def get(self, cur: Cursor, tenant_id: int, entity_id: int) -> dict[str, Any] | None:
         """One row by id, if the tenant may see it."""
@@ -66,9 +81,7 @@ class Table:
         unknown = set(where) - self.filters
         if unknown:
             raise ValueError(f"undeclared filters on {self.name}: {sorted(unknown)}")
-        conds = [self._scope()] + [
-            sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder(f"f_{k}")) for k in sorted(where)
-        ]
+        conds = [self._scope()] + [self._condition(k) for k in sorted(where)]
         params: dict[str, Any] = {"tenant_id": tenant_id, "limit": limit, "offset": offset}
         params.update({f"f_{k}": v for k, v in where.items()})
         condition = sql.SQL(" AND ").join(conds)

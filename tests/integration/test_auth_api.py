@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from tests.helpers.api import ApiUser, register
 
 JSON = {"Content-Type": "application/json"}
@@ -107,8 +109,55 @@ def test_missing_or_garbage_token_is_401(api: Any) -> None:
         assert json.loads(resp.body)["error"]["code"] == "unauthorized"
 
 
-def test_non_json_content_type_gets_the_error_contract(api: Any) -> None:
-    resp = api.http.post("/auth/login", headers={"Content-Type": "application/x-www-form-urlencoded"}, body=b"u=1")
+@pytest.mark.parametrize(
+    "content_type", ["application/x-www-form-urlencoded", "text/plain", "application/octet-stream", None]
+)
+def test_a_json_body_is_accepted_whatever_the_content_type(api: Any, content_type: str | None) -> None:
+    # GIVEN a user, and a client that labels its JSON body otherwise (curl -d sends form-urlencoded)
+    _post(api, "/auth/register", {"username": "frank", "password": "long-enough-pw"})
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    creds = json.dumps({"username": "frank", "password": "long-enough-pw"}).encode()
+    # WHEN it logs in THEN the body is read as the JSON it is
+    resp = api.http.post("/auth/login", headers=headers, body=creds)
+    assert resp.status_code == 200, resp.body
+    token = json.loads(resp.body)["access_token"]
+    # AND an authenticated route with a body takes it too
+    resp = api.http.post("/api/v1/triggers", headers={**headers, "Authorization": f"Bearer {token}"},
+                         body=json.dumps({"type": "webhook"}).encode())
+    assert resp.status_code == 201, resp.body
+
+
+def test_a_body_that_is_not_json_is_400_whatever_the_content_type(api: Any) -> None:
+    # GIVEN a real form body WHEN posted THEN 400 saying it is not JSON (not 415, not 500)
+    resp = api.http.post("/auth/login", headers={"Content-Type": "application/x-www-form-urlencoded"},
+                         body=b"username=frank&password=x")
     body = json.loads(resp.body)
-    assert resp.status_code == 415
-    assert body["error"]["code"] == "unsupported_media_type" and "application/json" in body["error"]["message"]
+    assert resp.status_code == 400, body
+    assert body["error"]["code"] == "bad_request" and "malformed JSON" in body["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "password",
+    ["short", "", "x" * 2000, "\ud800not-utf8", "long-but-wrong-password"],
+)
+def test_wrong_password_of_any_shape_is_401(api: Any, password: str) -> None:
+    # GIVEN a user WHEN logging in with a wrong password outside the register policy or inside it
+    _post(api, "/auth/register", {"username": "gina", "password": "long-enough-pw"})
+    status, body = _post(api, "/auth/login", {"username": "gina", "password": password})
+    # THEN the same 401 as any wrong password: the policy is for register, not login
+    assert status == 401, body
+    assert body["error"]["message"] == "invalid username or password"
+
+
+@pytest.mark.parametrize("username", ["ab", "", "no spaces allowed", "nul\u0000byte", "x" * 300])
+def test_unknown_username_of_any_shape_is_401(api: Any, username: str) -> None:
+    status, body = _post(api, "/auth/login", {"username": username, "password": "long-enough-pw"})
+    assert status == 401, body
+    assert body["error"]["message"] == "invalid username or password"
+
+
+def test_login_body_of_the_wrong_shape_is_still_400(api: Any) -> None:
+    for bad in ({"username": "gina"}, {"username": "gina", "password": 12345678},
+                {"username": "gina", "password": "long-enough-pw", "extra": 1}):
+        status, body = _post(api, "/auth/login", bad)
+        assert status == 400, (bad, body)

@@ -8,7 +8,6 @@ never stored in plaintext, encryption key never stored, API decrypts).
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import psycopg
@@ -48,16 +47,6 @@ def _row(db: str, tenant_id: int, key: str) -> dict[str, Any] | None:
 
 def _kms() -> Any:
     return client("kms")
-
-
-def _poll(check: Any, deadline_s: float = 10.0) -> Any:
-    """Call `check` until it returns a truthy value or the deadline passes."""
-    end = time.monotonic() + deadline_s
-    while True:
-        result = check()
-        if result or time.monotonic() > end:
-            return result
-        time.sleep(0.05)
 
 
 # ------------------------------------------------------------------ round trips --
@@ -217,29 +206,63 @@ def test_tampered_sealed_bytes_fail_cleanly(api: Any, db: str, column: str) -> N
 # -------------------------------------------------------------------------- TTL --
 
 
-def test_ttl_expiry_hides_the_item_at_once_and_it_is_purged_lazily(api: Any, db: str) -> None:
-    # GIVEN an item with a 1 s TTL
+def _expire(db: str, tenant_id: int, key: str) -> None:
+    """Move an item's expiry into the past, as the database owner: its TTL has run out, now.
+
+    Waiting out a real TTL makes the "still readable inside the TTL" check race a
+    slow machine; setting the clock on the row keeps every assertion meaningful.
+    """
+    with psycopg.connect(db) as conn:
+        moved = conn.execute(
+            "UPDATE attune.datastore_item SET expires_at = now() - interval '1 second' "
+            "WHERE tenant_id = %s AND key = %s AND expires_at IS NOT NULL",
+            (tenant_id, key),
+        ).rowcount
+    assert moved == 1, f"no item {key!r} with a TTL to expire"
+
+
+def test_ttl_sets_the_expiry_from_now(api: Any, db: str) -> None:
+    # GIVEN a tenant WHEN it sets an item with a one-hour TTL
     user = register(api)
-    started = time.monotonic()
-    status, body = user.post(BASE, {"key": "short", "value": "lived", "ttl": 1})
+    status, body = user.post(BASE, {"key": "hour", "value": 1, "ttl": 3600})
     assert status == 201 and body["expires_at"] is not None
-    first_read = user.get(f"{BASE}/short")
-    if time.monotonic() - started < 0.8:  # only meaningful if we read it well inside the TTL
-        assert first_read[0] == 200 and first_read[1]["value"] == "lived"
-    # WHEN the TTL runs out THEN a read is 404 (poll with a deadline, no fixed sleep)
-    assert _poll(lambda: user.get(f"{BASE}/short")[0] == 404)
-    # AND it is gone from lists, and deleting it is a 404 too
+    # THEN the stored expiry is one hour after the database's now (give or take the request)
+    with psycopg.connect(db) as conn:
+        row = conn.execute(
+            "SELECT extract(epoch FROM expires_at - now()) AS left_s FROM attune.datastore_item "
+            "WHERE tenant_id = %s AND key = 'hour'", (user.tenant_id,),
+        ).fetchone()
+    assert row is not None and 3500 < float(row[0]) <= 3600
+    # AND an item without a TTL never expires
+    assert user.post(BASE, {"key": "forever", "value": 1})[1]["expires_at"] is None
+
+
+def test_ttl_expiry_hides_the_item_at_once_and_it_is_purged_lazily(api: Any, db: str) -> None:
+    # GIVEN an item with a TTL, readable while the TTL runs
+    user = register(api)
+    status, body = user.post(BASE, {"key": "short", "value": "lived", "ttl": 60})
+    assert status == 201 and body["expires_at"] is not None
+    status, read = user.get(f"{BASE}/short")
+    assert status == 200 and read["value"] == "lived"
+    assert [i["key"] for i in user.get(BASE)[1]["items"]] == ["short"]
+    # WHEN the TTL runs out THEN the next read is 404 at once, though nothing purged the row yet
+    _expire(db, user.tenant_id, "short")
+    status, err = user.get(f"{BASE}/short")
+    assert status == 404 and err["error"]["code"] == "not_found"
+    assert _row(db, user.tenant_id, "short") is not None
+    # AND it is gone from lists
     _, listed = user.get(BASE)
     assert "short" not in [i["key"] for i in listed["items"]] and listed["total"] == 0
-    # AND setting the key again creates a new item
+    # AND setting the key again creates a new item (201, not a 200 replace)
     assert user.post(BASE, {"key": "short", "value": "again"})[0] == 201
     assert user.get(f"{BASE}/short")[1]["value"] == "again"
 
 
 def test_expired_rows_are_purged_by_later_writes(api: Any, db: str) -> None:
     user = register(api)
-    user.post(BASE, {"key": "gone", "value": SECRET, "encrypted": True, "ttl": 1})
-    assert _poll(lambda: user.get(f"{BASE}/gone")[0] == 404)
+    user.post(BASE, {"key": "gone", "value": SECRET, "encrypted": True, "ttl": 60})
+    _expire(db, user.tenant_id, "gone")
+    assert user.get(f"{BASE}/gone")[0] == 404
     # the expired row still exists until something purges it
     assert _row(db, user.tenant_id, "gone") is not None
     # WHEN another key is written THEN the expired row is reclaimed
@@ -247,10 +270,10 @@ def test_expired_rows_are_purged_by_later_writes(api: Any, db: str) -> None:
     assert _row(db, user.tenant_id, "gone") is None
 
 
-def test_deleting_an_expired_item_is_404(api: Any) -> None:
+def test_deleting_an_expired_item_is_404(api: Any, db: str) -> None:
     user = register(api)
-    user.post(BASE, {"key": "brief", "value": 1, "ttl": 1})
-    assert _poll(lambda: user.get(f"{BASE}/brief")[0] == 404)
+    user.post(BASE, {"key": "brief", "value": 1, "ttl": 60})
+    _expire(db, user.tenant_id, "brief")
     assert user.delete(f"{BASE}/brief")[0] == 404
 
 

@@ -17,6 +17,10 @@ from chalicelib.aws.names import pack_bucket
 from chalicelib.aws.storage import fetch_pack, get_pack_files
 from chalicelib.packs.bootstrap import load_system_packs
 from tests.helpers.api import ApiUser, register
+from tests.integration.test_worker import deliver, execution, work_record, worker_env
+from tests.integration.test_worker import request as request_execution
+
+__all__ = ["worker_env"]  # the worker fixture, shared with the worker's own tests
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "packs" / "test_pack"
 ECHO_PY = "import json, sys\nprint(json.dumps({'v': 1}))\n"
@@ -160,6 +164,32 @@ def test_bad_action_yaml_rejects_whole_registration_naming_the_file(api: Any) ->
     assert user.get("/api/v1/packs?ref=mixed")[1]["total"] == 0
     assert user.get("/api/v1/actions/mixed.good")[0] == 404
     assert s3_keys(f"tenants/{user.tenant_id}/") == []
+
+
+PROCESS_PY = "def run(n):\n    return {'doubled': n * 2}\n"
+
+
+@pytest.mark.parametrize("entry", ["actions/process.py", "process.py"])
+def test_entry_point_from_pack_root_or_actions_registers_and_runs(
+    worker_env: None, api: Any, entry: str
+) -> None:
+    # GIVEN a pack whose action names its file as the seed does (T1.5, from the pack root)
+    # or as StackStorm does (from actions/)
+    user = register(api)
+    files = {"actions/process.py": PROCESS_PY,
+             "actions/process.yaml": f"name: process\nrunner_type: python3\nentry_point: {entry}\n"
+                                     "parameters:\n  n: {type: integer, required: true}\n"}
+    # WHEN it is registered THEN it is accepted, the entry point kept as written
+    status, pack = user.post("/api/v1/packs", {"ref": "seedform", "version": "1.0.0", "files": files})
+    assert status == 201, pack
+    assert pack["actions"] == ["seedform.process"]
+    assert user.get("/api/v1/actions/seedform.process")[1]["entry_point"] == entry
+    # AND WHEN it runs THEN the worker finds actions/process.py and the action's result comes back
+    execution_id = request_execution(user, "seedform.process", {"n": 21})
+    assert deliver(work_record(execution_id)) == {"batchItemFailures": []}
+    done = execution(user, execution_id)
+    assert done["status"] == "succeeded", done
+    assert done["result"]["output"] == {"doubled": 42}
 
 
 @pytest.mark.parametrize(

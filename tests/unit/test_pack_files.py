@@ -20,6 +20,7 @@ from chalicelib.core.pack_archive import (
 )
 from chalicelib.core.packs import (
     check_action,
+    entry_point_path,
     file_index,
     pack_identity,
     parse_actions,
@@ -248,7 +249,7 @@ def test_only_direct_children_of_actions_are_action_files() -> None:
         (b"runner_type: shell\ncode: x\ntimeout: '30'\n", "timeout: Input should be a valid integer"),
         (b"runner_type: shell\n", "needs an entry_point"),
         (b"runner_type: python3\nentry_point: missing.py\n", "entry_point 'missing.py' not found"),
-        (b"runner_type: python3\nentry_point: actions/echo.py\n", "did you mean 'echo.py'"),
+        (b"runner_type: python3\nentry_point: actions/missing.py\n", "no file 'actions/missing.py'"),
         (b"runner_type: http\n", "needs http_config"),
         (b"runner_type: http\nhttp_config: {url: ftp://x}\n", "url must start with http"),
         (b"runner_type: container\n", "needs an image"),
@@ -284,6 +285,33 @@ def test_two_files_defining_one_action_are_refused() -> None:
              "actions/b.yaml": b"name: x\nrunner_type: shell\ncode: b\n"}
     with pytest.raises(ValidationFailed, match=r"already defined by actions/a\.yaml"):
         parse_actions("p", files)
+
+
+@pytest.mark.parametrize("written", ["actions/process.py", "process.py", "./actions/process.py"])
+def test_entry_point_from_pack_root_or_from_actions_is_the_same_file(written: str) -> None:
+    # GIVEN the seed's form (from the pack root) or StackStorm's (from actions/)
+    # WHEN resolved THEN both name actions/process.py, not actions/actions/process.py
+    assert entry_point_path(written) == "actions/process.py"
+
+
+def test_entry_point_subdirectories_resolve_from_either_root() -> None:
+    assert entry_point_path("workflows/flow.yaml") == "actions/workflows/flow.yaml"
+    assert entry_point_path("actions/workflows/flow.yaml") == "actions/workflows/flow.yaml"
+
+
+def test_an_action_file_with_the_seeds_entry_point_form_registers() -> None:
+    # GIVEN an action written as the seed writes it (T1.5): entry_point from the pack root
+    files = {"actions/process.py": b"print(1)",
+             "actions/process.yaml": b"name: process\nrunner_type: python3\nentry_point: actions/process.py\n"}
+    # WHEN parsed THEN it is accepted, with the entry point kept as written
+    (action,) = parse_actions("p", files)
+    assert action.fields.entry_point == "actions/process.py"
+    assert entry_point_path(action.fields.entry_point) == "actions/process.py"
+
+
+def test_entry_point_may_not_leave_the_pack() -> None:
+    with pytest.raises(ValidationFailed, match=r"'\.\.'"):
+        entry_point_path("actions/../../etc/passwd")
 
 
 def test_check_action_refuses_code_and_entry_point_together() -> None:

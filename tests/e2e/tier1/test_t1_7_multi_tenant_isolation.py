@@ -9,6 +9,7 @@ import uuid
 import jwt
 
 from tests.e2e.client import Cloud, User
+from tests.e2e.flow import enforcements, execution_for, fire, items, poll, wait_final
 from tests.e2e.packs import echo_pack
 
 
@@ -19,7 +20,8 @@ def _setup_tenant_a(a: User) -> dict[str, int | str]:
     action = a.get(f"/api/v1/actions/{ref}.hello")
     assert action.status_code == 200, action.text
     trigger = a.post("/api/v1/triggers", {"type": "webhook"}).json()
-    rule = a.post("/api/v1/rules", {"trigger_id": trigger["id"], "action_ref": f"{ref}.hello"})
+    rule = a.post("/api/v1/rules", {"trigger_id": trigger["id"], "action_ref": f"{ref}.hello",
+                                    "parameters": {"message": "{{ trigger.data.message }}"}})
     assert rule.status_code == 201, rule.text
     assert a.post("/api/v1/datastore", {"key": "secret_cfg", "value": "a-only"}).status_code in (200, 201)
     execution = a.post("/api/v1/executions", {"action_ref": f"{ref}.hello", "parameters": {"message": "hi"}})
@@ -35,10 +37,26 @@ def _setup_tenant_a(a: User) -> dict[str, int | str]:
     }
 
 
+def _fire_and_wait(a: User, ids: dict[str, int | str]) -> dict[str, int]:
+    """Fire A's webhook and wait until A sees the event, its enforcement and that execution, finished."""
+    event_id = fire(a.cloud, ids["trigger_id"], {"message": "tenant-a-only"})
+    poll(lambda: a.get(f"/api/v1/events/{event_id}").status_code == 200, f"A's event {event_id}", a.cloud)
+    (enforcement,) = poll(lambda: enforcements(a, event_id=event_id), f"the enforcement of event {event_id}", a.cloud)
+    execution = execution_for(a, enforcement["id"])
+    done = wait_final(a, execution["id"])
+    assert done["status"] == "succeeded", done
+    return {"event_id": event_id, "enforcement_id": enforcement["id"], "rule_execution_id": execution["id"]}
+
+
 def test_tenant_b_sees_nothing_of_tenant_a(cloud: Cloud) -> None:
     # GIVEN tenant A with a pack, action, trigger, rule, datastore item and execution
     a, b = cloud.register("tenant-a"), cloud.register("tenant-b")
     ids = _setup_tenant_a(a)
+    # AND A's webhook fired: an event, its enforcement and the execution the rule made, all seen by A
+    fired = _fire_and_wait(a, ids)
+    assert fired["event_id"] in {e["id"] for e in items(a, "/api/v1/events")}
+    assert fired["enforcement_id"] in {e["id"] for e in items(a, "/api/v1/enforcements")}
+    assert {fired["rule_execution_id"], ids["execution_id"]} <= {e["id"] for e in items(a, "/api/v1/executions")}
 
     # WHEN tenant B lists THEN it sees none of A's resources (system packs only)
     packs = b.get("/api/v1/packs").json()["items"]
@@ -54,6 +72,15 @@ def test_tenant_b_sees_nothing_of_tenant_a(cloud: Cloud) -> None:
         listing = b.get(path)
         assert listing.status_code == 200, path
         assert listing.json()["total"] == 0, (path, listing.json())
+    # AND not even when filtering by A's own trigger, rule or event
+    for path, params in (
+        ("/api/v1/events", {"trigger_id": ids["trigger_id"]}),
+        ("/api/v1/events", {"rule_id": ids["rule_id"]}),
+        ("/api/v1/enforcements", {"rule_id": ids["rule_id"]}),
+        ("/api/v1/enforcements", {"event_id": fired["event_id"]}),
+        ("/api/v1/executions", {"enforcement_id": fired["enforcement_id"]}),
+    ):
+        assert items(b, path, **params) == [], (path, params)
     audit = b.get("/api/v1/audit?limit=1000").json()["items"]
     assert audit and {entry["actor"] for entry in audit} == {f"user:{b.username}"}
     assert not [x for x in b.get("/api/v1/actions?limit=1000").json()["items"] if x["ref"] == ids["action_ref"]]
@@ -67,21 +94,27 @@ def test_tenant_b_sees_nothing_of_tenant_a(cloud: Cloud) -> None:
         f"/api/v1/triggers/{ids['trigger_id']}",
         f"/api/v1/rules/{ids['rule_id']}",
         f"/api/v1/executions/{ids['execution_id']}",
+        f"/api/v1/events/{fired['event_id']}",
+        f"/api/v1/enforcements/{fired['enforcement_id']}",
+        f"/api/v1/executions/{fired['rule_execution_id']}",
         "/api/v1/datastore/secret_cfg",
     ):
         resp = b.get(path)
         assert resp.status_code == 404, (path, resp.text)
         assert resp.json()["error"]["code"] == "not_found"
+        assert a.get(path).status_code == 200, path  # the same path is A's: the 404 is isolation, not a typo
     assert b.delete(f"/api/v1/packs/{ids['pack_id']}").status_code == 404
     assert b.delete(f"/api/v1/rules/{ids['rule_id']}").status_code == 404
     assert b.patch(f"/api/v1/rules/{ids['rule_id']}", {"enabled": False}).status_code == 404
     assert b.delete(f"/api/v1/triggers/{ids['trigger_id']}").status_code == 404
+    assert b.post(f"/api/v1/executions/{fired['rule_execution_id']}/cancel").status_code == 404
 
-    # AND B cannot run A's action or hang a rule on A's trigger
+    # AND B cannot run A's action or hang a rule on A's trigger (404, as for a trigger that does not exist)
     run = b.post("/api/v1/executions", {"action_ref": ids["action_ref"], "parameters": {"message": "x"}})
     assert run.status_code == 404
     rule = b.post("/api/v1/rules", {"trigger_id": ids["trigger_id"], "action_ref": "core.echo"})
-    assert rule.status_code == 422
+    assert rule.status_code == 404, rule.text
+    assert rule.json()["error"]["code"] == "not_found"
 
     # AND A still sees and runs its own resources, untouched
     assert a.get(f"/api/v1/rules/{ids['rule_id']}").json()["enabled"] is True

@@ -10,6 +10,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+import psycopg
+import pytest
+
 from tests.e2e.client import Cloud, User
 from tests.e2e.flow import (
     actions_of,
@@ -63,14 +66,49 @@ def test_audit_trail_of_a_user_run(cloud: Cloud) -> None:
     # THEN the trail names the user as creator
     steps = _check_trail(user, execution)
     assert steps["execution.created"]["actor"] == f"user:{user.username}"
-    # AND the log is immutable from the API and invisible to another tenant
-    assert cloud.http.delete("/api/v1/audit", headers={"Authorization": f"Bearer {user.token}"}).status_code in (
-        404,
-        405,
-    )
+    # AND the log is invisible to another tenant
     other = cloud.register("t328-other")
     assert other.get("/api/v1/audit", params={"execution_id": execution["id"]}).json()["total"] == 0
     assert len(audit_trail(user, execution["id"])) >= 4
+
+
+def _audit_row(conn: psycopg.Connection[Any], entry_id: int) -> tuple[Any, ...] | None:
+    return conn.execute(
+        "SELECT tenant_id, at, actor, action, entity_type, entity_id, detail FROM attune.audit_log WHERE id = %s",
+        (entry_id,),
+    ).fetchone()
+
+
+def test_audit_log_refuses_update_and_delete_in_the_database(cloud: Cloud) -> None:
+    if cloud.database_url is None:
+        pytest.fail("the local cloud did not publish its database URL in cloud.json")
+    # GIVEN an execution's audit entry, as the cloud's database holds it
+    user = cloud.register("t328-immutable")
+    execution = run_action(user, "core.echo", {"message": "immutable"})
+    entry = next(e for e in audit_trail(user, execution["id"]) if e["action"] == "execution.created")
+    with psycopg.connect(cloud.database_url, autocommit=True) as conn:
+        before = _audit_row(conn, entry["id"])
+        assert before is not None and before[2] == f"user:{user.username}", before
+        # WHEN even the database owner tries to rewrite, delete or truncate it THEN the table refuses
+        attempts = {
+            "UPDATE": "UPDATE attune.audit_log SET actor = 'user:mallory', detail = '{}' WHERE id = %s",
+            "DELETE": "DELETE FROM attune.audit_log WHERE id = %s",
+        }
+        for op, statement in attempts.items():
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match=f"append-only: {op} refused"):
+                conn.execute(statement, (entry["id"],))
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only: TRUNCATE refused"):
+            conn.execute("TRUNCATE attune.audit_log")
+        # AND the role the application runs as has no UPDATE or DELETE privilege at all (a second wall)
+        with conn.transaction():
+            conn.execute("SET LOCAL ROLE attune_app")
+            conn.execute("SET LOCAL attune.rls_bypass = 'on'")
+            for statement in attempts.values():
+                with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"), conn.transaction():
+                    conn.execute(statement, (entry["id"],))
+        # AND the entry is exactly as it was, still served by the API
+        assert _audit_row(conn, entry["id"]) == before
+    assert entry in audit_trail(user, execution["id"])
 
 
 def test_audit_trail_of_a_rule_run(cloud: Cloud) -> None:
