@@ -83,6 +83,13 @@ def test_webhook_payload_reaches_the_action(cloud: Cloud) -> None:
     # AND the action's output contains them
     assert execution["result"]["output"] == PAYLOAD
     assert execution["result"]["exit_code"] == 0
+    # AND the enforcement followed its execution to `succeeded`, with no error
+    final = poll(
+        lambda: next((e for e in enforcements(user, rule_id=rule["id"]) if e["status"] == "succeeded"), None),
+        "the enforcement to succeed with its execution",
+        cloud,
+    )
+    assert final["id"] == enforcement[0]["id"] and final["error"] is None, final
 
 
 def test_hmac_signed_webhook(cloud: Cloud) -> None:

@@ -101,3 +101,11 @@ def test_failing_action_run_by_a_rule(cloud: Cloud) -> None:
     assert execution["enforcement_id"] == found[0]["id"]
     _assert_failed_once(user, execution, action_ref)
     assert len(enforcements(user, rule_id=rule["id"])) == 1
+    # AND the enforcement followed its execution to `failed`, with the execution's error
+    final = poll(
+        lambda: next((e for e in enforcements(user, rule_id=rule["id"]) if e["status"] == "failed"), None),
+        "the enforcement to fail with its execution",
+        cloud,
+    )
+    assert final["id"] == found[0]["id"]
+    assert final["error"] == execution["result"]["error"], final
