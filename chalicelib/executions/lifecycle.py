@@ -37,6 +37,7 @@ from chalicelib.worker.results import result_doc
 log = logging.getLogger(__name__)
 
 SCHEDULER_ACTOR = "service:executor"
+CANCEL_ATTEMPTS = 3
 # What a notification carries of the execution: parameters and result stay in PostgreSQL.
 NOTIFIED_FIELDS = (
     "id", "action_ref", "status", "parent_execution_id", "enforcement_id", "retry_count",
@@ -180,16 +181,18 @@ def cancel(cur: Cursor, tenant_id: int, execution_id: int, *, actor: str) -> Mov
 
     404 for an execution the tenant does not have; 409 naming the state when it is already final.
     """
-    current = db.load_status(cur, tenant_id, execution_id)
-    if current is None:
-        raise NotFound(f"execution {execution_id} not found")
-    target = status.cancel_target(current)
-    status.require_move("cancel", current, target)
-    result = result_doc(error=f"canceled by {actor}") if target == status.CANCELED else None
-    row = db.move(cur, tenant_id, execution_id, to=target, sources=_sources("cancel", target), result=result)
-    if row is None:  # it moved meanwhile (claimed, finished): say where it is now
-        now = db.load_status(cur, tenant_id, execution_id) or current
-        raise Conflict(f"execution is {now}; it cannot become {target}")
+    for _ in range(CANCEL_ATTEMPTS):  # a claim or a completion may land between the read and the move
+        current = db.load_status(cur, tenant_id, execution_id)
+        if current is None:
+            raise NotFound(f"execution {execution_id} not found")
+        target = status.cancel_target(current)
+        status.require_move("cancel", current, target)
+        result = result_doc(error=f"canceled by {actor}") if target == status.CANCELED else None
+        row = db.move(cur, tenant_id, execution_id, to=target, sources=[current], result=result)
+        if row is not None:
+            break
+    else:
+        raise Conflict(f"execution {execution_id} kept changing state; try the cancel again")
     action = "execution.canceled" if target == status.CANCELED else "execution.cancel_requested"
     return _follow(cur, row, actor=actor, action=action, detail={"status": target, "was": current})
 
@@ -208,10 +211,13 @@ def retry(cur: Cursor, tenant_id: int, execution_id: int, *, actor: str, reason:
 
 def reap(cur: Cursor, row: dict[str, Any], *, actor: str) -> Moved | None:
     """A claimed execution whose worker stopped beating: running -> failed, canceling -> canceled."""
-    to = status.CANCELED if row["status"] == status.CANCELING else status.FAILED
+    current = str(row["status"])
+    to = status.CANCELED if current == status.CANCELING else status.FAILED
+    if not status.MOVES["reap"].allows(current, to):
+        return None
     error = f"worker lost: no heartbeat for {row['silent_s']}s"
-    moved = db.move(cur, row["tenant_id"], row["id"], to=to, sources=_sources("reap", to),
-                    result=result_doc(error=error))
+    # From the state it was found in only: a running execution is never reaped to `canceled`.
+    moved = db.move(cur, row["tenant_id"], row["id"], to=to, sources=[current], result=result_doc(error=error))
     if moved is None:
         return None
     beat = row.get("heartbeat_at")

@@ -74,7 +74,8 @@ def test_a_broken_rule_does_not_stop_the_others(cloud: Cloud) -> None:
     # WHEN the webhook fires
     event_id = fire(cloud, trigger["id"], PAYLOAD)
 
-    # THEN the broken rule's enforcement is failed, with the template error, and made no execution
+    # THEN the broken rule's enforcement is failed, with the template error, and its one execution
+    # failed at once with that same error (ARCHITECTURE §5: a template error fails the execution)
     failed = poll(lambda: enforcements(user, rule_id=broken["id"]), "the broken rule's enforcement", cloud)
     assert len(failed) == 1 and failed[0]["event_id"] == event_id
     failed = poll(
@@ -83,7 +84,10 @@ def test_a_broken_rule_does_not_stop_the_others(cloud: Cloud) -> None:
         cloud,
     )
     assert failed[0]["error"] and "absent" in failed[0]["error"], failed[0]
-    assert items(user, "/api/v1/executions", enforcement_id=failed[0]["id"]) == []
+    broken_runs = items(user, "/api/v1/executions", enforcement_id=failed[0]["id"])
+    assert [e["status"] for e in broken_runs] == ["failed"], broken_runs
+    detail = user.get(f"/api/v1/executions/{broken_runs[0]['id']}").json()
+    assert detail["result"]["error"] == failed[0]["error"] and detail["started"] is None
     # AND the good rules ran to success
     found = wait_many(lambda: [e for r in good for e in enforcements(user, rule_id=r["id"])], 2, "good ones", cloud)
     assert {e["rule_id"] for e in found} == {r["id"] for r in good}
@@ -91,4 +95,5 @@ def test_a_broken_rule_does_not_stop_the_others(cloud: Cloud) -> None:
         execution = wait_final(user, execution_for(user, enforcement["id"])["id"])
         assert execution["status"] == "succeeded", execution
         assert execution["result"]["output"]["message"].endswith(":deploy finished")
-    assert len(items(user, "/api/v1/executions", action_ref="core.echo")) == 2
+    assert len(items(user, "/api/v1/executions", action_ref="core.echo", status="succeeded")) == 2
+    assert len(items(user, "/api/v1/executions", action_ref="core.echo")) == 3
