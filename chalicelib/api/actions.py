@@ -48,7 +48,7 @@ def action_body(row: dict[str, Any], *, with_code: bool = False) -> dict[str, An
 def _target_pack(call: Call, pack_ref: str) -> dict[str, Any]:
     pack = pack_rows.PACKS.get_by(call.cur, call.principal.tenant_id, "ref", pack_ref)
     if pack is None:
-        raise Unprocessable(f"pack '{pack_ref}' does not exist; register it first with POST /api/v1/packs")
+        raise NotFound(f"pack '{pack_ref}' not found; register it first with POST /api/v1/packs")
     if pack["tenant_id"] is None:
         raise Unprocessable(
             f"pack '{pack_ref}' is a system pack; actions cannot be added to it, register a pack of your own"

@@ -42,8 +42,9 @@ from chalicelib.core.errors import (
     PayloadTooLarge,
     Unauthorized,
 )
+from chalicelib.db.executions import is_running
 from chalicelib.db.pool import Cursor, tenant_tx
-from chalicelib.db.users import LOAD_PRINCIPAL, RUNNING_EXECUTION
+from chalicelib.db.users import load_principal
 
 log = logging.getLogger("attune.api")
 M = TypeVar("M", bound=BaseModel)
@@ -166,8 +167,7 @@ def _is_action_token(token: str) -> bool:
 
 
 def _action_principal(cur: Cursor, claims: ActionClaims) -> Principal:
-    cur.execute(RUNNING_EXECUTION, {"id": claims.execution_id, "tenant_id": claims.tenant_id})
-    if cur.fetchone() is None:
+    if not is_running(cur, claims.tenant_id, claims.execution_id):
         raise Unauthorized("action token: the execution is not running")
     # An action acts for its tenant with an editor's reach, on the endpoints that admit actions.
     return Principal(
@@ -180,8 +180,7 @@ def _action_principal(cur: Cursor, claims: ActionClaims) -> Principal:
 
 
 def _load_principal(cur: Cursor, claims: Claims) -> Principal:
-    cur.execute(LOAD_PRINCIPAL, {"id": claims.user_id, "tenant_id": claims.tenant_id})
-    row = cur.fetchone()
+    row = load_principal(cur, claims.user_id, claims.tenant_id)
     if row is None:
         raise Unauthorized("invalid token: the user no longer exists")
     # The role is read from the database, not the token, so demotions take

@@ -9,12 +9,13 @@ from chalice import Blueprint
 from chalicelib.api.context import Call, endpoint
 from chalicelib.api.params import choice_param, id_param, page, path_id
 from chalicelib.api.serialize import listing, pick
+from chalicelib.core import status
 from chalicelib.core.auth import Permission
 from chalicelib.core.errors import NotFound
 from chalicelib.db.automation import ENFORCEMENT_FIELDS, ENFORCEMENTS, EVENT_FIELDS, EVENTS
 
 bp = Blueprint(__name__)
-ENFORCEMENT_STATUSES = frozenset({"created", "scheduled", "failed"})
+ENFORCEMENT_STATUSES = status.ENFORCEMENT
 
 
 @bp.route("/api/v1/events", methods=["GET"])

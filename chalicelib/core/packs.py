@@ -24,6 +24,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from chalicelib.core.errors import ValidationFailed
 from chalicelib.core.pack_archive import MANIFEST_NAMES, Files, clean_path
+from chalicelib.core.runners import SCRIPT_RUNNERS
 from chalicelib.models.packs import (
     ACTION_NAME_PATTERN,
     ActionFields,
@@ -34,7 +35,7 @@ from chalicelib.models.packs import (
 
 MAX_YAML_BYTES = 512 * 1024
 ACTIONS_DIR = "actions"
-SCRIPT_RUNNERS = frozenset({"python3", "shell", "node"})
+
 ST2_RUNNERS = {
     "python-script": "python3", "local-shell-script": "shell", "local-shell-cmd": "shell",
     "remote-shell-script": "shell", "http-request": "http", "orquesta": "workflow",

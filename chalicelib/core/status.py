@@ -28,6 +28,8 @@ CANCELED = "canceled"
 FINAL = frozenset({SUCCEEDED, SUCCEEDED_WITH_ERRORS, FAILED, CANCELED})
 ACTIVE = frozenset({REQUESTED, SCHEDULED, RUNNING, PAUSED, CANCELING})
 ALL = FINAL | ACTIVE
+# An enforcement follows its execution: created, scheduled, then the execution's final status.
+ENFORCEMENT = frozenset({"created", SCHEDULED}) | FINAL
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     REQUESTED: frozenset({SCHEDULED, FAILED, CANCELED}),

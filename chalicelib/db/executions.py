@@ -94,6 +94,9 @@ LEFT JOIN attune.action a
        ON a.id = e.action_id AND (a.tenant_id = e.tenant_id OR a.tenant_id IS NULL)
 WHERE e.id = %(id)s AND e.tenant_id = %(tenant_id)s
 """
+IS_RUNNING = """
+SELECT 1 FROM attune.execution WHERE id = %(id)s AND tenant_id = %(tenant_id)s AND status = 'running'
+"""
 LOAD_STATUS = "SELECT id, status FROM attune.execution WHERE id = %(id)s AND tenant_id = %(tenant_id)s"
 # One statement beats for every execution this process runs; what comes back is
 # still ours to run (`canceling` asks the action to stop), what does not was
@@ -207,6 +210,12 @@ def load_for_run(cur: Cursor, tenant_id: int, execution_id: int) -> dict[str, An
     """The execution with its action's runner fields (action columns None when the action is gone)."""
     cur.execute(LOAD_FOR_RUN, {"id": execution_id, "tenant_id": tenant_id})
     return cur.fetchone()
+
+
+def is_running(cur: Cursor, tenant_id: int, execution_id: int) -> bool:
+    """Whether the execution is running now: an action's token is honoured only then."""
+    cur.execute(IS_RUNNING, {"id": execution_id, "tenant_id": tenant_id})
+    return cur.fetchone() is not None
 
 
 def load_status(cur: Cursor, tenant_id: int, execution_id: int) -> str | None:

@@ -13,9 +13,6 @@ LOAD_PRINCIPAL = """
 SELECT id, tenant_id, username, role FROM attune.app_user
 WHERE id = %(id)s AND tenant_id = %(tenant_id)s
 """
-RUNNING_EXECUTION = """
-SELECT 1 FROM attune.execution WHERE id = %(id)s AND tenant_id = %(tenant_id)s AND status = 'running'
-"""
 INSERT_TENANT = "INSERT INTO attune.tenant (name) VALUES (%(name)s) RETURNING id"
 INSERT_USER = """
 INSERT INTO attune.app_user (tenant_id, username, password_hash, role)
@@ -38,6 +35,12 @@ RETURNING user_id
 """
 REVOKE_USER_REFRESH = "DELETE FROM attune.refresh_token WHERE user_id = %(user_id)s"
 PURGE_EXPIRED_REFRESH = "DELETE FROM attune.refresh_token WHERE user_id = %(user_id)s AND expires_at < now()"
+
+
+def load_principal(cur: Cursor, user_id: int, tenant_id: int) -> dict[str, Any] | None:
+    """The user a token names, with the role as the database has it now (demotions apply at once)."""
+    cur.execute(LOAD_PRINCIPAL, {"id": user_id, "tenant_id": tenant_id})
+    return cur.fetchone()
 
 
 def username_taken(cur: Cursor, username: str) -> bool:

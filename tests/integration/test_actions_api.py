@@ -101,11 +101,16 @@ def test_pack_must_be_the_tenants_own(api: Any) -> None:
     with_pack(api, "apack", "a")
     b = register(api, "b")
     action = {"runner_type": "shell", "code": "true"}
-    # WHEN B adds actions to an unknown pack, to A's pack or to core THEN 422 naming the pack
-    for ref, problem in (("nowhere.x", "pack 'nowhere' does not exist"), ("apack.x", "pack 'apack' does not exist"),
-                         ("core.x", "pack 'core' is a system pack")):
+    # WHEN B adds actions to an unknown pack or to A's pack THEN 404, the same for both (no existence leak);
+    # to core THEN 422 naming the system pack
+    cases = (
+        ("nowhere.x", 404, "pack 'nowhere' not found"),
+        ("apack.x", 404, "pack 'apack' not found"),
+        ("core.x", 422, "pack 'core' is a system pack"),
+    )
+    for ref, code, problem in cases:
         status, err = b.post("/api/v1/actions", {"ref": ref, **action})
-        assert status == 422, err
+        assert status == code, err
         assert problem in err["error"]["message"]
 
 
