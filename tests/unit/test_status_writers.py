@@ -392,3 +392,49 @@ def test_no_api_view_module_imports_another_view_module() -> None:
     sources = [s for s in tree_sources((".py",)) if s.path.startswith("chalicelib/api/")]
     assert len(sources) > len(API_HELPERS) + 1
     assert api_view_imports(sources) == []
+
+
+# -- API views stay thin: no transactions, crypto or queue calls -----------------------------
+# What a view may not reach for itself; `context.py` is the decorator that owns the request's
+# tenant transaction, so it alone may open one.
+VIEW_FORBIDDEN = {
+    "chalicelib.db.pool": {"system_tx", "tenant_tx", "connection"},
+    "chalicelib.envelope": None,  # None: the whole module
+    "chalicelib.aws.kms": None,
+    "chalicelib.core.crypto": None,
+    "chalicelib.aws.queues": None,
+    "chalicelib.aws.clients": None,
+    "chalicelib.pipeline.outbox": {"publish", "enqueue", "relay_once"},
+}
+
+
+def fat_view_imports(sources: list[Source]) -> list[str]:
+    """Imports in API view modules of transactions, crypto or queue sends (context.py excepted)."""
+    found: list[str] = []
+    for s in sources:
+        if not (s.path.startswith("chalicelib/api/") and s.path.endswith(".py")) or s.path.endswith("/context.py"):
+            continue
+        for node in ast.walk(ast.parse(s.text, filename=s.path)):
+            if isinstance(node, ast.ImportFrom):
+                origin = _resolve(s, node)
+                for alias in node.names:
+                    for module, names in VIEW_FORBIDDEN.items():
+                        whole = f"{origin}.{alias.name}" == module
+                        if whole or (origin == module and (names is None or alias.name in names)):
+                            found.append(f"{s.path}:{node.lineno} imports {origin}.{alias.name}")
+            elif isinstance(node, ast.Import):
+                found += [f"{s.path}:{node.lineno} imports {a.name}" for a in node.names if a.name in VIEW_FORBIDDEN]
+    return found
+
+
+def test_the_fat_view_checker_flags_a_transaction_a_seal_and_a_send() -> None:
+    for code in ("from chalicelib.db.pool import system_tx\n", "from chalicelib import envelope\n",
+                 "from chalicelib.pipeline.outbox import publish\n", "import chalicelib.aws.queues\n",
+                 "from chalicelib.aws import kms\n"):
+        assert fat_view_imports([Source("chalicelib/api/webhooks.py", code)]), code
+    assert fat_view_imports([Source("chalicelib/api/webhooks.py", "from chalicelib.db.pool import Cursor\n")]) == []
+
+
+def test_api_views_open_no_transaction_and_do_no_crypto_or_sends() -> None:
+    sources = [s for s in tree_sources((".py",)) if s.path.startswith("chalicelib/api/")]
+    assert fat_view_imports(sources) == []
