@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,6 @@ from chalicelib.db.pool import system_tx
 from chalicelib.executions import lifecycle, request_execution
 from chalicelib.executions.reaper import reap_once
 from chalicelib.local.sqs_poller import to_record
-from chalicelib.worker import service
 from tests.helpers.api import ApiUser, register
 from tests.integration.conftest_aws import eventually
 
@@ -49,15 +47,6 @@ STATUS_CHANGED = "execution.status_changed"
 CALLBACKS = "workflow-callbacks"
 
 
-@pytest.fixture
-def worker_env(api: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """A fresh process worker for this test: its own pack cache, quick heartbeats and kill grace."""
-    monkeypatch.setenv("ATTUNE_PACK_CACHE_DIR", str(tmp_path / "packs"))
-    monkeypatch.setenv("ATTUNE_WORKER_HEARTBEAT_SECONDS", "0.2")
-    monkeypatch.setenv("ATTUNE_ACTION_GRACE_SECONDS", "1")
-    service.reset_worker()
-    yield
-    service.reset_worker(drain_seconds=5)
 
 
 # -- helpers ---------------------------------------------------------------------------------

@@ -17,10 +17,8 @@ from chalicelib.aws.names import pack_bucket
 from chalicelib.aws.storage import fetch_pack, get_pack_files
 from chalicelib.packs.bootstrap import load_system_packs
 from tests.helpers.api import ApiUser, register
-from tests.integration.test_worker import deliver, execution, work_record, worker_env
+from tests.integration.test_worker import deliver, execution, work_record
 from tests.integration.test_worker import request as request_execution
-
-__all__ = ["worker_env"]  # the worker fixture, shared with the worker's own tests
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "packs" / "test_pack"
 ECHO_PY = "import json, sys\nprint(json.dumps({'v': 1}))\n"

@@ -43,15 +43,6 @@ parameters:
 APPEND_PY = "def run(file):\n    with open(file, 'a') as f:\n        f.write('ran\\n')\n    return {'ok': True}\n"
 
 
-@pytest.fixture
-def worker_env(api: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """A fresh process worker for this test: its own pack cache, quick heartbeats and kill grace."""
-    monkeypatch.setenv("ATTUNE_PACK_CACHE_DIR", str(tmp_path / "packs"))
-    monkeypatch.setenv("ATTUNE_HEARTBEAT_SECONDS", "0.2")
-    monkeypatch.setenv("ATTUNE_ACTION_GRACE_SECONDS", "1")
-    service.reset_worker()
-    yield
-    service.reset_worker(drain_seconds=5)
 
 
 def tenant(api: Any) -> ApiUser:
