@@ -11,7 +11,6 @@ the view boundary, rather than in a middleware.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from chalicelib.aws.secrets import jwt_signing_key
 from chalicelib.config import settings
+from chalicelib.core import jsondoc
 from chalicelib.core.auth import (
     ActionClaims,
     Claims,
@@ -129,12 +129,7 @@ def parse_body(request: Request, model: type[M], max_bytes: int | None = None) -
         raise PayloadTooLarge(f"request body is {len(raw)} bytes; the limit is {limit}")
     if not raw.strip():
         raise BadRequest("request body is empty; expected a JSON object")
-    try:
-        data = json.loads(raw)
-    except UnicodeDecodeError as exc:
-        raise BadRequest("request body is not UTF-8 encoded JSON") from exc
-    except json.JSONDecodeError as exc:
-        raise BadRequest(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+    data = jsondoc.parse(raw)
     if not isinstance(data, dict):
         raise BadRequest(f"request body must be a JSON object, got {type(data).__name__}")
     try:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from chalicelib.api.context import Call
 from chalicelib.core.errors import BadRequest, NotFound
+from chalicelib.core.jsondoc import as_id, ascii_digits
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 50
@@ -26,7 +27,7 @@ def int_param(call: Call, name: str, *, default: int | None, low: int, high: int
     raw = call.query(name)
     if raw is None or raw == "":
         return default
-    if not raw.lstrip("-").isdigit():
+    if not ascii_digits(raw.removeprefix("-")) or len(raw) > 20:  # no 64-bit integer has more digits
         raise BadRequest(f"query parameter '{name}' must be an integer, got {raw!r}")
     value = int(raw)
     if not low <= value <= high:
@@ -72,6 +73,7 @@ def choice_param(call: Call, name: str, choices: frozenset[str]) -> str | None:
 
 def path_id(raw: str, kind: str) -> int:
     """A numeric path id; anything else cannot name an existing resource, hence 404."""
-    if not raw.isdigit() or int(raw) == 0 or int(raw) > _MAX_BIGINT:
-        raise NotFound(f"{kind} {raw!r} not found")
-    return int(raw)
+    found = as_id(raw)
+    if found is None:
+        raise NotFound(f"{kind} {raw[:40]!r} not found")
+    return found

@@ -12,6 +12,7 @@ from chalicelib.api.params import bool_param, id_param, page, path_id
 from chalicelib.api.serialize import listing, pick
 from chalicelib.core.auth import Permission
 from chalicelib.core.errors import NotFound
+from chalicelib.core.jsondoc import ascii_digits
 from chalicelib.core.templating import check_criteria, check_tree
 from chalicelib.db import audit
 from chalicelib.db.automation import (
@@ -44,8 +45,8 @@ def _check_trigger(cur: Cursor, tenant_id: int, trigger_id: int) -> None:
 
 def _load(call: Call, rule_id: str) -> dict[str, Any]:
     tenant = call.principal.tenant_id
-    row = RULES.get(call.cur, tenant, path_id(rule_id, "rule")) if rule_id.isdigit() else None
-    if row is None and not rule_id.isdigit():
+    row = RULES.get(call.cur, tenant, path_id(rule_id, "rule")) if ascii_digits(rule_id) else None
+    if row is None and not ascii_digits(rule_id):
         row = RULES.get_by(call.cur, tenant, "ref", rule_id)
     if row is None:
         raise NotFound(f"rule {rule_id} not found")

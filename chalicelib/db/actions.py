@@ -11,6 +11,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from chalicelib.core.jsondoc import as_id, ascii_digits
 from chalicelib.core.packs import ActionDef, dump_parameters
 from chalicelib.db.crud import Table
 from chalicelib.db.pool import Cursor
@@ -88,8 +89,9 @@ LIMIT 1
 def find(cur: Cursor, tenant_id: int, key: str, *, with_code: bool = False) -> dict[str, Any] | None:
     """An action the tenant can see, by numeric id or by ref (its own before a system one)."""
     table = ACTIONS_WITH_CODE if with_code else ACTIONS
-    if key.isdigit():
-        return table.get(cur, tenant_id, int(key)) if int(key) < 2**63 else None
+    if ascii_digits(key):
+        action_id = as_id(key)
+        return table.get(cur, tenant_id, action_id) if action_id is not None else None
     return table.get_by(cur, tenant_id, "ref", key)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from chalicelib.core.jsondoc import as_id
 from chalicelib.db.crud import Table
 from chalicelib.db.pool import Cursor
 
@@ -56,8 +57,9 @@ LOCK_SYSTEM_PACKS = "SELECT pg_advisory_xact_lock(hashtext('attune.system_packs'
 
 def find(cur: Cursor, tenant_id: int, key: str) -> dict[str, Any] | None:
     """A pack the tenant can see, by numeric id or by ref (its own before a system one)."""
-    if key.isdigit() and int(key) < 2**63:
-        row = PACKS.get(cur, tenant_id, int(key))
+    pack_id = as_id(key)
+    if pack_id is not None:
+        row = PACKS.get(cur, tenant_id, pack_id)
         if row is not None:
             return row
     return PACKS.get_by(cur, tenant_id, "ref", key)

@@ -7,13 +7,12 @@ tenant, so the trigger is looked up across tenants and the tenant taken from it.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from chalicelib import envelope
 from chalicelib.config import settings
-from chalicelib.core import signatures
-from chalicelib.core.errors import BadRequest, NotFound, PayloadTooLarge
+from chalicelib.core import jsondoc, signatures
+from chalicelib.core.errors import NotFound, PayloadTooLarge
 from chalicelib.db.pipeline import find_trigger
 from chalicelib.db.pool import system_tx
 from chalicelib.pipeline.events import emit_event
@@ -33,12 +32,7 @@ def seal_secret(tenant_id: int, trigger_id: int, secret: str) -> bytes | None:
 def _payload(raw: bytes) -> Any:
     if not raw.strip():
         return {}
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest(f"webhook body must be JSON: {exc}") from exc
-    except RecursionError as exc:
-        raise BadRequest("webhook body must be JSON: nested too deeply") from exc
+    return jsondoc.parse(raw, "webhook body")
 
 
 def receive(trigger_id: int, raw: bytes, signature: str | None) -> int:

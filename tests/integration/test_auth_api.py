@@ -138,7 +138,7 @@ def test_a_body_that_is_not_json_is_400_whatever_the_content_type(api: Any) -> N
 
 @pytest.mark.parametrize(
     "password",
-    ["short", "", "x" * 2000, "\ud800not-utf8", "long-but-wrong-password"],
+    ["short", "", "x" * 2000, "long-but-wrong-password"],
 )
 def test_wrong_password_of_any_shape_is_401(api: Any, password: str) -> None:
     # GIVEN a user WHEN logging in with a wrong password outside the register policy or inside it
@@ -147,6 +147,15 @@ def test_wrong_password_of_any_shape_is_401(api: Any, password: str) -> None:
     # THEN the same 401 as any wrong password: the policy is for register, not login
     assert status == 401, body
     assert body["error"]["message"] == "invalid username or password"
+
+
+def test_a_password_that_is_not_unicode_is_a_400_not_a_login_attempt(api: Any) -> None:
+    # GIVEN a body whose password holds a lone surrogate: valid JSON syntax, but no Unicode text
+    _post(api, "/auth/register", {"username": "hana", "password": "long-enough-pw"})
+    status, body = _post(api, "/auth/login", {"username": "hana", "password": "\ud800not-utf8"})
+    # THEN a 400 naming the problem (issue 10), never a 500 and never an attempt on the account
+    assert status == 400, body
+    assert "lone surrogate" in body["error"]["message"]
 
 
 @pytest.mark.parametrize("username", ["ab", "", "no spaces allowed", "nul\u0000byte", "x" * 300])

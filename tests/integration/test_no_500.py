@@ -8,7 +8,8 @@ from typing import Any
 
 from tests.helpers.api import register
 
-JUNK_IDS = ["abc", "0", "-1", "99999999999999999999", "1.5", "%00", "%27%20OR%201=1", "core.%2e%2e", "a" * 300]
+JUNK_IDS = ["abc", "0", "-1", "99999999999999999999", "1.5", "%00", "%27%20OR%201=1", "core.%2e%2e", "a" * 300,
+            "%C2%B2", "1%C2%B2", "9" * 5000]
 JUNK_BODIES: list[bytes] = [
     b"{bad json",
     b"[]",
@@ -23,7 +24,19 @@ JUNK_BODIES: list[bytes] = [
     "{\"ref\": \"\ud800\"}".encode("utf-8", "surrogatepass"),
     b"\xff\xfe\x00garbage",
 ]
-JUNK_QUERIES = ["limit=abc", "offset=-5", "limit=99999999999999999999", "status=%00", "trigger_id=x", "enabled=maybe"]
+# The bodies that answered 500 before (issue 10): what json.loads accepts and nothing after it can hold.
+HOSTILE_BODIES: list[bytes] = [
+    b"[" * 957 + b"]" * 957,  # Python's recursion limit
+    b'{"a":' * 2000 + b"1" + b"}" * 2000,
+    b'{"username": "u", "password": "p", "n": ' + b"9" * 5000 + b"}",  # past the 4300-digit int limit
+    b'{"username": "\\ud800", "password": "\\ud800x", "ref": "\\ud800", "key": "\\ud800"}',  # a lone surrogate
+    b'{"key": "k", "value": NaN}',
+    b'{"key": "k", "value": Infinity, "ref": -Infinity}',
+    b'{"key": "k", "value": 1e400}',
+]
+JUNK_BODIES += HOSTILE_BODIES
+JUNK_QUERIES = ["limit=abc", "offset=-5", "limit=99999999999999999999", "status=%00", "trigger_id=x", "enabled=maybe",
+                "limit=%C2%B2", "offset=%C2%B9", "trigger_id=%E2%91%A0", "limit=" + "9" * 5000, "status=%ED%A0%80"]
 
 
 def _paths(app: Any) -> list[tuple[str, str]]:
@@ -76,3 +89,25 @@ def test_openapi_lists_every_route(api: Any) -> None:
     schema_name = register_op["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
     assert set(doc["components"]["schemas"][schema_name]["required"]) == {"username", "password"}
     assert doc["paths"]["/api/v1/rules"]["post"]["security"] == [{"bearer": []}]
+
+
+def test_hostile_json_is_a_400_naming_the_problem_everywhere(api: Any) -> None:
+    """GIVEN each body that used to answer 500 WHEN sent to a JSON route, the public login and a real
+    webhook THEN a 400 in the error contract that says what is wrong, and nothing is stored."""
+    user = register(api, "hostile")
+    headers = {"Authorization": f"Bearer {user.token}", "Content-Type": "application/json"}
+    status, trigger = user.post("/api/v1/triggers", {"type": "webhook"})
+    assert status == 201
+    problems = ("nested deeper", "digits", "lone surrogate", "not valid JSON", "out of range")
+    for body in HOSTILE_BODIES:
+        targets = (("/api/v1/datastore", headers), ("/auth/login", {}), (f"/api/v1/webhooks/{trigger['id']}", {}))
+        for path, auth in targets:
+            resp = api.http.post(path, body=body, headers=auth)
+            assert resp.status_code == 400, (path, body[:60], resp.body[:300])
+            message = json.loads(resp.body)["error"]["message"]
+            assert any(p in message for p in problems), (path, body[:60], message)
+    # AND no event was stored for the refused webhook bodies, while a deep-but-sane one is accepted
+    assert user.get(f"/api/v1/events?trigger_id={trigger['id']}")[1]["total"] == 0
+    fine = b'{"a":' * 50 + b"1" + b"}" * 50
+    assert api.http.post(f"/api/v1/webhooks/{trigger['id']}", body=fine, headers={}).status_code == 202
+    assert user.get(f"/api/v1/events?trigger_id={trigger['id']}")[1]["total"] == 1
