@@ -72,6 +72,8 @@ class Settings:
     reaper_stale_seconds: float
     outbox_publish: str
     outbox_max_in_flight: int
+    outbox_resend_after_seconds: float
+    local_visibility_seconds: int
     log_level: str
     pack_bucket: str | None
     expected_roles: tuple[str, ...]
@@ -104,6 +106,8 @@ def settings() -> Settings:
         reaper_stale_seconds=_float("ATTUNE_REAPER_STALE_SECONDS", 30.0, minimum=0.1),
         outbox_publish=_choice("ATTUNE_OUTBOX_PUBLISH", "inline", ("inline", "relay")),
         outbox_max_in_flight=_int("ATTUNE_OUTBOX_MAX_IN_FLIGHT", 100),
+        outbox_resend_after_seconds=_float("ATTUNE_OUTBOX_RESEND_AFTER_SECONDS", 30.0, minimum=1.0),
+        local_visibility_seconds=max(2, _int("ATTUNE_LOCAL_VISIBILITY_SECONDS", 30)),
         log_level=(os.environ.get("ATTUNE_LOG_LEVEL") or "INFO").upper(),
         pack_bucket=os.environ.get("ATTUNE_PACK_BUCKET") or None,
         # Set by `attune dev` for its roles: the roles /health waits for.
@@ -129,6 +133,33 @@ class WorkerSettings:
     action_grace_s: float = 5.0
     api_url: str = "http://127.0.0.1:18080"
     pack_cache_dir: Path = Path(".attune/pack-cache")
+
+
+@dataclass(frozen=True)
+class SandboxSettings:
+    """How action processes are confined (docs/actions.md, "Sandbox")."""
+
+    mode: str = "auto"  # required | auto | off
+    memory_mb: int = 1024
+    processes: int = 128
+    file_size_mb: int = 100
+    cpu_seconds: float | None = None  # None: the action's timeout
+
+
+def sandbox_settings() -> SandboxSettings:
+    """The sandbox settings as the environment asks for them now.
+
+    Not cached, like `worker_settings()`: a test turns the sandbox off for
+    one run without clearing a process-wide cache.
+    """
+    cpu = os.environ.get("ATTUNE_ACTION_CPU_SECONDS")
+    return SandboxSettings(
+        mode=_choice("ATTUNE_SANDBOX", "auto", ("required", "auto", "off")),
+        memory_mb=int(_float("ATTUNE_ACTION_MEMORY_MB", 1024, minimum=64)),
+        processes=int(_float("ATTUNE_ACTION_MAX_PROCESSES", 128, minimum=8)),
+        file_size_mb=int(_float("ATTUNE_ACTION_FILE_SIZE_MB", 100, minimum=1)),
+        cpu_seconds=_float("ATTUNE_ACTION_CPU_SECONDS", 0, minimum=1) if cpu and cpu.strip() else None,
+    )
 
 
 def worker_settings() -> WorkerSettings:

@@ -169,7 +169,11 @@ class SqsPoller:
             QueueUrl=self._queue_url, AttributeNames=["QueueArn", "VisibilityTimeout"]
         )["Attributes"]
         self._queue_arn = attrs["QueueArn"]
-        self._visibility = int(attrs.get("VisibilityTimeout", 30))
+        # Received messages are held for at most the local visibility (30 s by default), not the
+        # queue's own (which Lambda needs to exceed the function's timeout, e.g. 960 s for work):
+        # the keeper extends it while a handler runs, so a poller that dies frees its messages
+        # within seconds instead of minutes.
+        self._visibility = min(int(attrs.get("VisibilityTimeout", 30)), settings().local_visibility_seconds)
         for i in range(self.binding.concurrency):
             thread = threading.Thread(
                 target=self._run, name=f"sqs-{self.binding.queue}-{i}", daemon=True
@@ -206,6 +210,7 @@ class SqsPoller:
             QueueUrl=self.queue_url,
             MaxNumberOfMessages=self.binding.batch_size,
             WaitTimeSeconds=self.binding.wait_seconds,
+            VisibilityTimeout=self._visibility,
             MessageSystemAttributeNames=["All"],
             MessageAttributeNames=["All"],
         )
@@ -257,7 +262,7 @@ class SqsPoller:
         visibility timeout); a long-lived poller does, or a long action would
         run twice. Quick handlers finish before the first extension.
         """
-        period = max(1.0, self._visibility / 2)
+        period = max(1.0, self._visibility / 3)  # two chances to extend before it would lapse
         while not done.wait(period):
             try:
                 client("sqs").change_message_visibility_batch(

@@ -23,8 +23,6 @@ from chalicelib.db.pool import Cursor, system_tx
 log = logging.getLogger(__name__)
 
 UNSENT_AFTER_S = 1.0
-# Long enough that a message merely waiting in a deep queue is not duplicated.
-UNACKED_AFTER_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -84,7 +82,7 @@ def publish(messages: list[Pending]) -> None:
         log.warning("send after commit failed (%s); the relay will retry", exc)
 
 
-def relay_once(limit: int = 200, unacked_after: float = UNACKED_AFTER_S, unsent_after: float | None = None) -> int:
+def relay_once(limit: int = 200, unacked_after: float | None = None, unsent_after: float | None = None) -> int:
     """One sweep: send rows never sent or never acknowledged; how many were sent.
 
     Rows are claimed (sent_at stamped) and committed first, then sent outside any
@@ -94,7 +92,10 @@ def relay_once(limit: int = 200, unacked_after: float = UNACKED_AFTER_S, unsent_
         rows = outbox.claim_due(
             cur,
             unsent_after=UNSENT_AFTER_S if unsent_after is None else unsent_after,
-            unacked_after=unacked_after,
+            # A sent message nobody acknowledged within ATTUNE_OUTBOX_RESEND_AFTER_SECONDS (30) was
+            # lost with its consumer (or its queue): re-sent. Duplicates are harmless, every
+            # consumer is idempotent, and the per-queue in-flight cap bounds how many there can be.
+            unacked_after=settings().outbox_resend_after_seconds if unacked_after is None else unacked_after,
             limit=limit,
             max_in_flight=max_in_flight(),
         )
@@ -117,7 +118,7 @@ def resend_unacknowledged() -> int:
     """At relay start: re-send every unacknowledged message at once.
 
     A restarted local cloud has a fresh moto whose queues lost everything in
-    flight; waiting UNACKED_AFTER_S would stall those executions for minutes.
+    flight; waiting out the re-send delay would stall those executions.
     Duplicates are harmless: every consumer is idempotent.
     """
     # One pass: a re-sent row is stamped again, so looping would re-send it forever.

@@ -200,3 +200,68 @@ def test_a_handler_longer_than_the_visibility_timeout_is_not_redelivered(aws_sta
 
     # THEN the message was never handed out again while it ran
     assert calls == ["long"]
+
+
+def test_a_dead_consumer_frees_its_messages_in_the_local_visibility_not_the_queues(
+    aws_stack: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a queue whose own visibility timeout is long (as Lambda needs: work is 960 s in the template)
+    # and a local visibility of 2 s
+    from chalicelib.config import settings
+
+    monkeypatch.setenv("ATTUNE_LOCAL_VISIBILITY_SECONDS", "2")
+    settings.cache_clear()
+    url = _queue(visibility=600)
+    _send(url, "lost")
+    # WHEN a consumer receives the message and dies without deleting it (a handler that raises is
+    # the same to SQS: no delete, no extension)
+    dying = SqsPoller(_binding(), handler=Recorder(raise_on={"lost"}), queue_url=url)
+    dying.start()
+    eventually(lambda: dying.batches >= 1, message="the first receive")
+    dying.stop(timeout=5)
+    started = time.monotonic()
+    # THEN another consumer gets it within seconds, not after the queue's 600 s
+    survivor = Recorder()
+    poller = SqsPoller(_binding(), handler=survivor, queue_url=url)
+    poller.start()
+    try:
+        eventually(lambda: survivor.bodies() == ["lost"], timeout=15, message="the redelivery")
+        assert time.monotonic() - started < 10
+    finally:
+        poller.stop(timeout=5)
+        settings.cache_clear()
+
+
+def test_a_slow_handler_keeps_its_batch_past_the_local_visibility(
+    aws_stack: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a local visibility of 2 s and a handler that takes 5 s
+    from chalicelib.config import settings
+
+    monkeypatch.setenv("ATTUNE_LOCAL_VISIBILITY_SECONDS", "2")
+    settings.cache_clear()
+    url = _queue(visibility=600)
+    _send(url, "slow")
+    seen = Recorder()
+    release = threading.Event()
+
+    def slow(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        result = seen(event, context)
+        release.wait(5)
+        return result
+
+    first = SqsPoller(_binding(concurrency=2), handler=slow, queue_url=url)
+    first.start()
+    try:
+        eventually(lambda: seen.bodies() == ["slow"], message="the first delivery")
+        # WHEN the handler is still running 4 s later (twice the visibility)
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:
+            # THEN the message was never delivered a second time (the keeper extended it)
+            assert seen.bodies() == ["slow"]
+            time.sleep(0.2)
+    finally:
+        release.set()
+        first.stop(timeout=10)
+        settings.cache_clear()
+    assert _visible_and_inflight(url) == (0, 0), "done: deleted"
