@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bz2
 import gzip
 import io
 import lzma
 import tarfile
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import PurePosixPath
+from typing import BinaryIO
 
 from chalicelib.core.errors import PayloadTooLarge, ValidationFailed
 
@@ -29,6 +31,14 @@ MAX_FILE_BYTES = 8 * 1024 * 1024
 MAX_UNPACKED_BYTES = 64 * 1024 * 1024
 MAX_PATH_DEPTH = 16
 MANIFEST_NAMES = ("pack.yaml", "pack.yml")
+# Headers that carry a long name or PAX attributes are read into memory whole by
+# tarfile, at whatever size they declare: they are refused past this before it looks.
+MAX_META_BYTES = 64 * 1024
+# What a tar of a pack within the limits can take once decompressed: its files plus
+# a header block and padding per entry.
+MAX_TAR_BYTES = MAX_UNPACKED_BYTES + 2 * MAX_FILES * 3 * 512
+_BLOCK = 512
+_CHUNK = 256 * 1024
 # data_filter needs a destination to judge traversal against; nothing is
 # ever written there, archives are read into memory.
 _VIRTUAL_DEST = "/attune-pack"
@@ -102,12 +112,77 @@ def _member_kind(member: tarfile.TarInfo) -> str:
     return next((name for match, name in kinds if match), "special file")
 
 
+_COMPRESSED: tuple[tuple[bytes, Callable[[BinaryIO], io.BufferedIOBase]], ...] = (
+    (b"\x1f\x8b", lambda raw: gzip.GzipFile(fileobj=raw)),
+    (b"BZh", bz2.BZ2File),
+    (b"\xfd7zXZ\x00", lzma.LZMAFile),
+)
+
+
+def _decompressed(data: bytes) -> bytes:
+    """The tar inside gzip, bzip2 or xz (or a plain tar), read no further than MAX_TAR_BYTES.
+
+    Decompressing as a stream with a cap is what keeps a small bomb from
+    inflating to gigabytes in the API's memory.
+    """
+    opener = next((open_ for magic, open_ in _COMPRESSED if data.startswith(magic)), None)
+    if opener is None:
+        return data
+    chunks: list[bytes] = []
+    size = 0
+    with opener(io.BytesIO(data)) as stream:
+        # In chunks: a single read(cap) would allocate the whole cap up front.
+        while size <= MAX_TAR_BYTES and (chunk := stream.read(_CHUNK)):
+            chunks.append(chunk)
+            size += len(chunk)
+    tar = b"".join(chunks)
+    if size > MAX_TAR_BYTES:
+        raise PayloadTooLarge(f"archive decompresses to more than {MAX_TAR_BYTES} bytes; "
+                              f"a pack's files may total {MAX_UNPACKED_BYTES}")
+    return tar
+
+
+def _header_size(block: bytes) -> int | None:
+    """The size field of a tar header block (octal, or GNU base-256); None when unreadable."""
+    field = block[124:136]
+    if field[:1] in (b"\x80", b"\xff"):  # base-256: a big number, or a negative one
+        value = int.from_bytes(field[1:], "big")
+        return -1 if field[:1] == b"\xff" else value
+    text = field.split(b"\x00", 1)[0].strip()
+    try:
+        return int(text, 8) if text else 0
+    except ValueError:
+        return None
+
+
+def _check_headers(tar: bytes) -> None:
+    """Walk the raw headers before tarfile does: no meta header or file may declare an oversize body."""
+    offset = 0
+    while offset + _BLOCK <= len(tar):
+        block = tar[offset : offset + _BLOCK]
+        if block == b"\x00" * _BLOCK:
+            return
+        size = _header_size(block)
+        if size is None:
+            return  # not a header we can read: tarfile reports the damage
+        kind = block[156:157]
+        if size < 0 or (kind in (b"L", b"K", b"x", b"g") and size > MAX_META_BYTES):
+            raise ValidationFailed(f"archive has a {kind.decode(errors='replace')!r} header declaring "
+                                   f"{size} bytes; long names and attributes may take {MAX_META_BYTES}")
+        if size > MAX_FILE_BYTES:
+            raise PayloadTooLarge(f"archive entry declares {size} bytes, over the pack's size limits "
+                                  f"({MAX_FILE_BYTES} bytes a file)")
+        offset += _BLOCK + -(-size // _BLOCK) * _BLOCK
+
+
 def unpack_archive(data: bytes) -> Files:
     """Read a tar (gzip, bzip2 or xz) into memory: regular files only, every path checked."""
     files: Files = {}
     total = 0
     try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
+        tar_bytes = _decompressed(data)
+        _check_headers(tar_bytes)
+        with tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r:") as tar:
             for seen, member in enumerate(tar, start=1):
                 if seen > 2 * MAX_FILES:
                     raise ValidationFailed(f"archive has more than {2 * MAX_FILES} entries")

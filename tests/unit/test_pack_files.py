@@ -347,3 +347,53 @@ def test_version_bump_and_parse_errors() -> None:
     assert parse_version("1.0.0+build.5") == parse_version("1.0.0")
     with pytest.raises(ValidationFailed, match="not a semantic version"):
         parse_version("1.0")
+
+
+def _long_name_bomb(declared: int) -> bytes:
+    """A GNU long-name ('L') header declaring `declared` bytes of name, with almost nothing behind it."""
+    header = bytearray(512)
+    header[0:13] = b"././@LongLink"
+    header[100:108] = b"0000644\x00"
+    header[124:136] = f"{declared:011o}\x00".encode()
+    header[156:157] = b"L"
+    header[257:263] = b"ustar "
+    header[148:156] = b" " * 8
+    header[148:156] = f"{sum(header):06o}\x00 ".encode()
+    return bytes(header) + b"A" * 512
+
+
+def test_a_long_name_header_declaring_gigabytes_is_refused_without_reading_it() -> None:
+    # GIVEN a tar.bz2 of under a kilobyte whose long-name header declares 8 GiB (issue 10: 2.1 GiB of RAM)
+    import bz2
+    import tracemalloc
+
+    bomb = bz2.compress(_long_name_bomb(8 * 1024**3))
+    assert len(bomb) < 1024
+    # WHEN it is unpacked THEN it is refused, naming the header, and memory stays small
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValidationFailed, match="'L' header declaring"):
+            unpack_archive(bomb)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 1024 * 1024, peak
+
+
+def test_a_compression_bomb_stops_at_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a 1 MiB cap on the decompressed tar and a gzip of 64 MiB of zeros (tiny once compressed)
+    import gzip as gz
+    import tracemalloc
+
+    monkeypatch.setattr("chalicelib.core.pack_archive.MAX_TAR_BYTES", 1024 * 1024)
+    bomb = gz.compress(b"\x00" * (64 * 1024 * 1024), compresslevel=9)
+    assert len(bomb) < 200 * 1024
+    tracemalloc.start()
+    try:
+        with pytest.raises(PayloadTooLarge, match="decompresses to more than"):
+            unpack_archive(bomb)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # THEN it never held more than a few times the cap
+    assert peak < 8 * 1024 * 1024, peak
