@@ -2,8 +2,11 @@
 
 Nothing is built at import time, so moto can start first and warm Lambda
 starts reuse connections. `AWS_ENDPOINT_URL` (moto's server or LocalStack)
-is honoured by botocore itself; we only supply dummy credentials for the local
-emulators when none are configured.
+is honoured by botocore itself. The local cloud (`attune dev`) hands its roles
+the platform's real moto key in `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`
+(its moto refuses any other); only when an endpoint is set and no key at all
+is configured (a test's own unauthenticated moto, LocalStack) do we fall back
+to the conventional dummy `testing` pair.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ _clients: dict[str, Any] = {}
 
 
 def _ensure_local_credentials() -> None:
+    """The dummy-key fallback for emulators that accept anything (never overrides a given key)."""
     if settings().aws_endpoint_url and not os.environ.get("AWS_ACCESS_KEY_ID"):
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import logging
 import os
 import signal
@@ -41,6 +42,19 @@ log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HEALTH_WARN_SECONDS = 60.0
+# `<data_dir>/run/aws-credentials.json`: the platform's moto key, mode 0600, for the developer's
+# own tools (`aws --endpoint-url`, `make bench`). The data dir is never bound into a sandbox.
+CREDENTIALS_FILE = "aws-credentials.json"
+
+
+def _write_private(path: Path, values: dict[str, str]) -> None:
+    """Write `values` as JSON readable by this user only (created 0600, never world-readable)."""
+    tmp = path.with_suffix(".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(values, fh)
+    os.replace(tmp, path)
 
 
 class SinkHandler(logging.Handler):
@@ -119,9 +133,12 @@ class LocalCloud:
             moto_log = (data_dir / "logs" / "moto.log").open("ab")
             # moto forgets everything on exit: keep the KMS keys and the pack files in the data
             # dir, so the persistent database's secrets and packs stay usable after a restart.
+            # A fresh platform key every start (moto forgets its IAM users on exit); moto refuses
+            # every other key, so tenant code that reaches its port gets nothing without it.
+            credentials = moto_server.Credentials.generate()
             future = None if cfg.aws_endpoint_url else pool.submit(
                 moto_server.start, None, log_file=moto_log, state_dir=data_dir,
-                kept_buckets=[pack_bucket()])
+                kept_buckets=[pack_bucket()], credentials=credentials)
             try:
                 if not cfg.database_url:
                     self.pg = embedded_pg.start(data_dir)
@@ -131,11 +148,15 @@ class LocalCloud:
                     self.moto = future.result()
                 moto_log.close()
         if self.moto is not None:
-            log.info("moto on %s (Step Functions execution on)", self.moto.url)
+            log.info("moto on %s (Step Functions execution on; IAM authentication required, "
+                     "platform key %s)", self.moto.url, credentials.access_key_id)
             os.environ["AWS_ENDPOINT_URL"] = self.moto.url
-            os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+            # The roles inherit this environment: they, and only they, hold the key. The action
+            # sandbox scrubs it from tenant code's environment.
+            os.environ.update(credentials.env())
             for var in ("AWS_SESSION_TOKEN", "AWS_PROFILE"):
                 os.environ.pop(var, None)
+            _write_private(data_dir / "run" / CREDENTIALS_FILE, credentials.env())
         os.environ.setdefault("AWS_DEFAULT_REGION", cfg.aws_region)
         settings.cache_clear()
         reset_clients()
@@ -158,6 +179,7 @@ class LocalCloud:
             self.pg.stop()
         if self.cloud_file is not None:
             self.cloud_file.unlink(missing_ok=True)
+            (self.cloud_file.parent / "run" / CREDENTIALS_FILE).unlink(missing_ok=True)
 
     def run(self) -> int:
         """Bring everything up, serve until told to stop, bring everything down."""

@@ -18,7 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from chalicelib.local.cloud import health_ok
+from chalicelib.local.cloud import CREDENTIALS_FILE, health_ok
+from chalicelib.local.moto_server import free_port
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,18 @@ class RunningCloud:
     aws_endpoint_url: str | None
     data_dir: Path
     log_path: Path
+    # The platform's key for the cloud's own moto (which refuses any other), for tools and
+    # benchmarks that read its queues; None when the cloud uses an outside endpoint.
+    aws_credentials: dict[str, str] | None = None
+
+    def boto3_kwargs(self) -> dict[str, str]:
+        """`endpoint_url` and the platform's key, for a boto3 client of this cloud's moto."""
+        if self.aws_endpoint_url is None:
+            return {}
+        creds = self.aws_credentials or {}
+        return {"endpoint_url": self.aws_endpoint_url,
+                "aws_access_key_id": creds.get("AWS_ACCESS_KEY_ID", ""),
+                "aws_secret_access_key": creds.get("AWS_SECRET_ACCESS_KEY", "")}
 
 
 def _tail(path: Path, lines: int = 80) -> str:
@@ -50,6 +63,9 @@ def running_cloud(
     for var in ("ATTUNE_DATABASE_URL", "AWS_ENDPOINT_URL"):
         if var not in (extra_env or {}):
             env.pop(var, None)
+    if "ATTUNE_MOTO_PORT" not in env:
+        # A throwaway cloud must not take 18082 from a developer's `make run`.
+        env["ATTUNE_MOTO_PORT"] = str(free_port())
     port = int(env.get("ATTUNE_API_PORT", "18080"))
     url = f"http://127.0.0.1:{port}"
     if health_ok(f"{url}/health"):
@@ -70,7 +86,10 @@ def running_cloud(
             time.sleep(0.2)
         info_path = data_dir / "cloud.json"
         info = json.loads(info_path.read_text()) if info_path.exists() else {}
-        yield RunningCloud(url, info.get("database_url"), info.get("aws_endpoint_url"), data_dir, log_path)
+        creds_path = data_dir / "run" / CREDENTIALS_FILE
+        creds = json.loads(creds_path.read_text()) if creds_path.exists() else None
+        yield RunningCloud(url, info.get("database_url"), info.get("aws_endpoint_url"), data_dir, log_path,
+                           creds)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)

@@ -96,7 +96,8 @@ def test_a_schedule_a_local_role_replaces_is_not_provisioned(aws_stack: str) -> 
 
     template = prov.load_template()
     replaced = {k: prov.local_role(b) for k, b in template["Resources"].items() if prov.local_role(b)}
-    assert replaced == {"RelaySchedule": "relay"}
+    # (and the action runner's role and log group: locally the worker runs actions in its sandbox)
+    assert replaced == {"RelaySchedule": "relay", "ActionRunnerRole": "worker", "ActionRunnerLogGroup": "worker"}
     assert set(replaced.values()) <= set(ROLES)
     # WHEN it is provisioned
     prov.provision()
@@ -106,6 +107,8 @@ def test_a_schedule_a_local_role_replaces_is_not_provisioned(aws_stack: str) -> 
     assert [s["Name"] for s in schedules] == [f"{aws_stack}-timers-ticker"]
     handlers = prov.lambda_handlers(template, stack=aws_stack)
     assert handlers[f"{aws_stack}-relay"] == "functions.relay.app.handler"
+    role_names = {r["RoleName"] for r in client("iam").list_roles()["Roles"]}
+    assert f"{aws_stack}-ActionRunnerRole" not in role_names
 
 
 def _write(tmp_path: Path, resources: Mapping[str, object]) -> Path:
