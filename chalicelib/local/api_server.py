@@ -78,8 +78,9 @@ class GatewayRequestHandler(ChaliceRequestHandler):
         """http.server's own errors (bad request line, unknown method...) in our format."""
         if getattr(self, "request_version", "HTTP/0.9") == "HTTP/0.9":
             self.request_version = "HTTP/1.0"  # unparsable request: still send a status line
-        if code == 501:  # a method no route has: API Gateway treats it as a missing route
-            self._send_json_error(404, "not_found", f"no route for {self.command} {self._path()}")
+        if code == 501:  # a method no route has (TRACE, PROPFIND...): its body was never read, so
+            # the connection closes, or those bytes would be parsed as the next request.
+            self._send_json_error(405, "method_not_allowed", f"method {self.command} is not allowed", close=True)
             return
         status = code if code < 500 else 400
         self._send_json_error(status, _CODES.get(status, "bad_request"),
