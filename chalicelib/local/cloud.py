@@ -15,7 +15,6 @@ import fcntl
 import json
 import logging
 import os
-import signal
 import sys
 import threading
 import time
@@ -24,7 +23,6 @@ import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import FrameType
 from typing import IO, Any
 
 from chalicelib.aws.clients import reset_clients
@@ -37,6 +35,7 @@ from chalicelib.local.provision import provision
 from chalicelib.local.roles import ROLES
 from chalicelib.local.supervisor import LogSink, Supervisor, write_cloud_file
 from chalicelib.packs.bootstrap import load_system_packs
+from chalicelib.stopping import watch_signals
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +119,7 @@ class LocalCloud:
         self.cloud_file: Path | None = None
         self.info: dict[str, Any] = {}
 
-    def on_signal(self, signum: int, _frame: FrameType | None) -> None:
+    def on_signal(self, signum: int) -> None:
         """First Ctrl-C/SIGTERM: graceful stop; second: no more grace."""
         if self.shutdown.is_set():
             self.force.set()
@@ -254,8 +253,7 @@ def run_dev(out: IO[str] | None = None) -> int:
     sink = LogSink(out or sys.stdout, width=max(len("attune"), *(len(n) for n in ROLES)))
     _configure_logging(sink)
     cloud = LocalCloud(sink)
-    signal.signal(signal.SIGINT, cloud.on_signal)
-    signal.signal(signal.SIGTERM, cloud.on_signal)
+    watch_signals(cloud.on_signal)
     try:
         return cloud.run()
     except RuntimeError as exc:  # our own start-up failures carry a readable message

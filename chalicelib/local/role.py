@@ -16,7 +16,6 @@ import pkgutil
 import signal
 import sys
 import threading
-from types import FrameType
 
 from chalicelib.config import settings
 from chalicelib.core.errors import AttuneError
@@ -25,7 +24,7 @@ from chalicelib.db.pool import close_pool
 from chalicelib.local.roles import ROLES, Role
 from chalicelib.local.sqs_poller import SqsPoller
 from chalicelib.observability import configure_logging
-from chalicelib.stopping import StopSignal
+from chalicelib.stopping import StopSignal, watch_signals
 
 log = logging.getLogger("chalicelib.local.role")
 
@@ -127,12 +126,11 @@ def run(name: str) -> int:
         return 2
     proc = RoleProcess(role)
 
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
+    def on_signal(signum: int) -> None:  # on the signal watcher's thread, never in the handler
         log.info("role %s: %s received, stopping", name, signal.Signals(signum).name)
         proc.stop.set()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    watch_signals(on_signal)
     code = 1
     try:
         proc.start()
