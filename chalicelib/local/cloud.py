@@ -12,25 +12,31 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import logging
 import os
+import subprocess
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
 
+import psycopg
+
 from chalicelib.aws.clients import reset_clients
 from chalicelib.aws.names import pack_bucket
 from chalicelib.config import settings
+from chalicelib.core.errors import AttuneError
 from chalicelib.db.migrate import apply_migrations
 from chalicelib.db.pool import close_pool
 from chalicelib.local import embedded_pg, moto_server
+from chalicelib.local.backends import EMULATOR, BackendWatch
 from chalicelib.local.provision import provision
 from chalicelib.local.roles import ROLES
 from chalicelib.local.supervisor import LogSink, Supervisor, write_cloud_file
@@ -114,6 +120,8 @@ class LocalCloud:
         self.pg: embedded_pg.EmbeddedPostgres | None = None
         self.moto: moto_server.MotoServer | None = None
         self.supervisor: Supervisor | None = None
+        self.start_moto: Callable[..., moto_server.MotoServer] | None = None
+        self.backends: BackendWatch | None = None
         self.shutdown = threading.Event()
         self.force = threading.Event()
         self.cloud_file: Path | None = None
@@ -135,9 +143,10 @@ class LocalCloud:
             # A fresh platform key every start (moto forgets its IAM users on exit); moto refuses
             # every other key, so tenant code that reaches its port gets nothing without it.
             credentials = moto_server.Credentials.generate()
-            future = None if cfg.aws_endpoint_url else pool.submit(
-                moto_server.start, None, log_file=moto_log, state_dir=data_dir,
-                kept_buckets=[pack_bucket()], credentials=credentials)
+            self.start_moto = functools.partial(
+                moto_server.start, log_file=None, state_dir=data_dir, kept_buckets=[pack_bucket()],
+                credentials=credentials)
+            future = None if cfg.aws_endpoint_url else pool.submit(self.start_moto, None, log_file=moto_log)
             try:
                 if not cfg.database_url:
                     self.pg = embedded_pg.start(data_dir)
@@ -159,6 +168,24 @@ class LocalCloud:
         os.environ.setdefault("AWS_DEFAULT_REGION", cfg.aws_region)
         settings.cache_clear()
         reset_clients()
+
+    def _restart_moto(self, port: int) -> moto_server.MotoServer:
+        assert self.start_moto is not None
+        with (Path(settings().data_dir) / "logs" / "moto.log").open("ab") as moto_log:
+            return self.start_moto(port, log_file=moto_log)
+
+    def _check_backends(self) -> None:
+        """Restart a dead emulator or PostgreSQL; a failed restart is retried on the next turn."""
+        assert self.backends is not None
+        try:
+            self.backends.check()
+        except (RuntimeError, OSError, subprocess.SubprocessError, psycopg.Error, AttuneError) as exc:
+            log.error("restarting a backend failed (%s); trying again", exc)
+            return
+        if self.backends.moto is not self.moto or self.backends.pg is not self.pg:
+            self.moto, self.pg = self.backends.moto, self.backends.pg
+            self.publish(moto_pid=self.moto.process.pid if self.moto else None,
+                         postgres_pid=self.pg.pid if self.pg else None)
 
     def publish(self, **changes: Any) -> None:
         """Rewrite `<data_dir>/cloud.json` (what chalicelib/local/harness.py reads)."""
@@ -224,7 +251,8 @@ class LocalCloud:
                      database_url=cfg.database_url, aws_endpoint_url=cfg.aws_endpoint_url,
                      moto_pid=self.moto.process.pid if self.moto else None,
                      postgres_pid=self.pg.pid if self.pg else None, ready=False, roles={})
-        env = dict(os.environ, ATTUNE_EXPECTED_ROLES=",".join(ROLES), PYTHONUNBUFFERED="1",
+        expected = [*ROLES, *([EMULATOR] if self.moto is not None else [])]
+        env = dict(os.environ, ATTUNE_EXPECTED_ROLES=",".join(expected), PYTHONUNBUFFERED="1",
                    ATTUNE_API_URL=os.environ.get("ATTUNE_API_URL", api_url),
                    ATTUNE_OUTBOX_PUBLISH=os.environ.get("ATTUNE_OUTBOX_PUBLISH", "relay"),
                    PYTHONPATH=os.pathsep.join(p for p in (str(REPO_ROOT),
@@ -232,9 +260,12 @@ class LocalCloud:
         self.supervisor = Supervisor(list(ROLES.values()), env=env, cwd=REPO_ROOT,
                                      sink=self.sink, on_change=lambda pids: self.publish(roles=pids))
         self.supervisor.start_all()
+        self.backends = BackendWatch(data_dir, self.moto, self.pg, restart_moto=self._restart_moto,
+                                     reprovision=provision)
         ready, warned = False, False
         while not self.shutdown.is_set():
             self.supervisor.poll()
+            self._check_backends()
             if not ready and health_ok(f"{api_url}/health"):
                 ready = True
                 self.publish(ready=True)

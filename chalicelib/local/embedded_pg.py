@@ -76,3 +76,15 @@ def start(data_dir: Path) -> EmbeddedPostgres:
     url = server.get_uri(DATABASE)
     log.info("PostgreSQL ready in %.1fs (%s)", time.monotonic() - started, pgdata)
     return EmbeddedPostgres(server=server, url=url, pid=server.get_pid())
+
+
+def restart(pg: EmbeddedPostgres) -> EmbeddedPostgres:
+    """Start the server of `pg` again after it died (SIGKILL, OOM): same data dir, socket and URL.
+
+    pgserver keeps one handle per data dir in the process, so `start()` would
+    hand back the dead one; `ensure_postgres_running` reads postmaster.pid,
+    sees no live server and runs pg_ctl again.
+    """
+    pg.server.ensure_postgres_running()
+    _ensure_database(pg.server.get_uri())
+    return EmbeddedPostgres(server=pg.server, url=pg.server.get_uri(DATABASE), pid=pg.server.get_pid())
