@@ -235,7 +235,7 @@ class LocalCloud:
         assert cfg.database_url is not None
         applied = apply_migrations(cfg.database_url)
         log.info("migrations: %s", ", ".join(applied) if applied else "up to date")
-        resources = provision()
+        resources = provision(state_dir=data_dir)
         log.info("provisioned %d resources from infra/template.yaml", len(resources))
         try:
             bootstrap_system_data()
@@ -261,7 +261,7 @@ class LocalCloud:
                                      sink=self.sink, on_change=lambda pids: self.publish(roles=pids))
         self.supervisor.start_all()
         self.backends = BackendWatch(data_dir, self.moto, self.pg, restart_moto=self._restart_moto,
-                                     reprovision=provision)
+                                     reprovision=functools.partial(provision, state_dir=data_dir))
         ready, warned = False, False
         while not self.shutdown.is_set():
             self.supervisor.poll()

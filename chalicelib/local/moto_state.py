@@ -238,3 +238,26 @@ def keep_s3(root: Path, buckets: Collection[str]) -> S3Mirror:
         log.info("restored %d local S3 object(s) from %s", count, root)
     mirror.install()
     return mirror
+
+
+SECRETS_FILE = "moto-secrets.json"
+
+
+def remembered_secret(state_dir: Path, name: str, make: Callable[[], str]) -> str:
+    """The value a local secret had before the emulator restarted, else a new one from `make`, kept.
+
+    moto forgets its secrets on exit, and the JWT signing key is one: a new
+    key at every `make run` logged every user out. The values live in
+    `<data_dir>/moto-secrets.json` (mode 0600), beside the KMS keys, where
+    tenant code (sandboxed, without the data dir) cannot read them.
+    """
+    path = state_dir / SECRETS_FILE
+    saved: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    if name not in saved:
+        saved[name] = make()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(saved, out)
+        os.replace(path.with_suffix(".tmp"), path)
+    return saved[name]

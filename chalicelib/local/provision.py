@@ -271,11 +271,14 @@ def provision(
     template_path: Path | None = None,
     *,
     parameters: Mapping[str, Any] | None = None,
+    state_dir: Path | None = None,
 ) -> dict[str, str]:
     """Create or update every local resource of the template; logical id -> physical id or ARN.
 
     Idempotent: resources found by name are updated in place (queues keep their
-    messages, secrets keep their values), so every `attune dev` may call it.
+    messages, secrets keep their values), so every `attune dev` may call it. With
+    `state_dir` (the local cloud's data dir), generated secrets are remembered
+    there, so a restarted emulator gets the same JWT signing key back.
     """
     path = template_path or default_template_path()
     template = load_template(path)
@@ -292,6 +295,7 @@ def provision(
         region=cfg.aws_region,
         account_id=_caller_account,
         template_dir=path.parent,
+        state_dir=state_dir,
     )
     unknown = sorted(
         f"{k} ({r['Type']})"

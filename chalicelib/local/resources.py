@@ -23,6 +23,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.aws.clients import client
 from chalicelib.core.errors import AttuneError
+from chalicelib.local.moto_state import remembered_secret
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,8 @@ class Context:
     region: str
     account_id: Callable[[], str]
     template_dir: Path
+    # The local cloud's data dir: secrets created there keep their value across emulator restarts.
+    state_dir: Path | None = None
 
 
 Handler = Callable[[Context, str, Mapping[str, Any]], Created]
@@ -243,7 +246,9 @@ def secret(ctx: Context, logical: str, props: Mapping[str, Any]) -> Created:
             raise
         value = props.get("SecretString")
         if value is None:
-            value = generate_secret_string(props.get("GenerateSecretString", {}))
+            spec = props.get("GenerateSecretString", {})
+            value = (remembered_secret(ctx.state_dir, name, lambda: generate_secret_string(spec))
+                     if ctx.state_dir is not None else generate_secret_string(spec))
         kwargs = {k: props[k] for k in ("Description", "KmsKeyId") if k in props}
         arn = str(sm.create_secret(Name=name, SecretString=str(value), **kwargs)["ARN"])
         log.info("created secret %s", name)

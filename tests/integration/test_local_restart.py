@@ -114,12 +114,32 @@ def test_packs_run_after_restart() -> None:
         assert created.status_code == 201, created.text
         before = _run(http, auth, f"{ref}.roll", {"name": "first"})
         assert before["status"] == "succeeded", before
+        # AND a webhook rule and a 1-second interval timer rule, both running the pack's action
+        hook = http.post("/api/v1/triggers", json={"type": "webhook"}, headers=auth).json()
+        timer = http.post("/api/v1/triggers", json={"type": "interval", "parameters": {"seconds": 1}},
+                          headers=auth).json()
+        for trigger, name in ((hook, "{{ trigger.data.name }}"), (timer, "tick")):
+            rule = {"trigger_id": trigger["id"], "action_ref": f"{ref}.roll", "parameters": {"name": name}}
+            assert http.post("/api/v1/rules", json=rule, headers=auth).status_code == 201
     # WHEN the cloud is stopped and started again on the same data directory
     with running_cloud(data_dir=data_dir, extra_env=_cloud_env()) as cloud:
         http = httpx.Client(base_url=cloud.url, timeout=30)
-        auth = _login(http, username)
+        # THEN the access token issued before the restart is still valid (the signing key was kept)
+        assert http.get("/api/v1/packs", headers=auth).status_code == 200
         echo = _run(http, auth, "core.echo", {"message": "still here"})
         rolled = _run(http, auth, f"{ref}.roll", {"name": "second"})
+        # AND the webhook rule made before the restart fires after it
+        assert http.post(f"/api/v1/webhooks/{hook['id']}", json={"name": "hooked"}).status_code == 202
+        # AND the timer made before the restart keeps firing (its events run the action too)
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        while True:
+            runs = http.get("/api/v1/executions", params={"limit": 200}, headers=auth).json()["items"]
+            outputs = {(e["result"] or {}).get("output", {}).get("rolled") for e in runs
+                       if e["status"] == "succeeded" and e["result"]}
+            if {"HOOKED", "TICK"} <= outputs:
+                break
+            assert time.monotonic() < deadline, f"webhook/timer runs after the restart: {outputs}"
+            time.sleep(0.2)
     # THEN the system pack and the tenant's pack both still run, on their stored files
     assert echo["status"] == "succeeded", echo
     assert echo["result"]["output"] == {"message": "still here"}
