@@ -39,6 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from chalicelib.local.moto_patches import bound_sqs_deleted_receipts
+
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 18082
@@ -326,6 +328,7 @@ def _serve(port: int, *, auth: Credentials | None) -> None:
     from werkzeug.serving import run_simple
 
     moto_api_backend.set_config(SFN_CONFIG)  # in-process: the admin API may be closed
+    bound_sqs_deleted_receipts()  # else moto's SQS grows ~6 KB per execution, forever
     app: WsgiApp = DomainDispatcherApplication(create_backend_app)
     if auth is not None:
         moto_settings.INITIAL_NO_AUTH_ACTION_COUNT = 0

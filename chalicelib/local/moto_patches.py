@@ -1,0 +1,71 @@
+"""Fixes to moto's SQS for a long-running local cloud: memory that would otherwise grow forever.
+
+moto keeps every receipt handle of every deleted message in a per-queue
+`set` (`Queue.deleted_messages`), only so that deleting a message twice is
+harmless; nothing ever prunes it, so the emulator grew ~6 KB per execution
+(issue 10). The set is replaced by one that remembers the most recent
+handles only: a consumer deletes within its visibility timeout, so an old
+handle is never asked about again (and SQS itself refuses stale handles).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+RECENT_RECEIPTS = 20_000  # per queue: far more than are ever in flight (the outbox caps it at 100)
+
+
+class RecentReceipts:
+    """A set of strings holding at most `limit` of them, forgetting the oldest first."""
+
+    def __init__(self, limit: int = RECENT_RECEIPTS) -> None:
+        self.limit = limit
+        self._items: OrderedDict[str, None] = OrderedDict()
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def add(self, item: str) -> None:
+        """Remember `item` as the newest."""
+        self._items[item] = None
+        self._items.move_to_end(item)
+        while len(self._items) > self.limit:
+            self._items.popitem(last=False)
+
+    def update(self, items: Iterable[str | None]) -> None:
+        """Remember each of `items` (moto passes a message's handles, the current one possibly None)."""
+        for item in items:
+            if item is not None:
+                self.add(item)
+
+    def discard(self, item: str) -> None:
+        """Forget `item` if remembered."""
+        self._items.pop(item, None)
+
+    def clear(self) -> None:
+        """Forget everything (a purged queue)."""
+        self._items.clear()
+
+
+def bound_sqs_deleted_receipts(limit: int = RECENT_RECEIPTS) -> None:
+    """Make every SQS queue moto creates from now on remember only its `limit` newest deleted receipts."""
+    from moto.sqs.models import Queue
+
+    if getattr(Queue, "_attune_bounded", False):
+        return
+    original = Queue.__init__
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self.deleted_messages = RecentReceipts(limit)
+
+    Queue.__init__ = __init__  # type: ignore[method-assign]
+    Queue._attune_bounded = True  # type: ignore[attr-defined]
