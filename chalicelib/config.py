@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from chalicelib.core.netpolicy import parse_allow_hosts
+
 MIB = 1024 * 1024
 
 
@@ -76,6 +78,8 @@ class Settings:
     local_visibility_seconds: int
     log_level: str
     pack_bucket: str | None
+    http_allow_private: bool
+    http_allow_hosts: frozenset[str]
     expected_roles: tuple[str, ...]
 
     @property
@@ -109,6 +113,10 @@ def settings() -> Settings:
         outbox_resend_after_seconds=_float("ATTUNE_OUTBOX_RESEND_AFTER_SECONDS", 30.0, minimum=1.0),
         local_visibility_seconds=max(2, _int("ATTUNE_LOCAL_VISIBILITY_SECONDS", 30)),
         log_level=(os.environ.get("ATTUNE_LOG_LEVEL") or "INFO").upper(),
+        # The HTTP runner's SSRF guard (core.netpolicy): loopback, link-local and private
+        # destinations are refused unless allowed here.
+        http_allow_private=(os.environ.get("ATTUNE_HTTP_ALLOW_PRIVATE") or "false").lower() in ("1", "true", "yes"),
+        http_allow_hosts=parse_allow_hosts(os.environ.get("ATTUNE_HTTP_ALLOW_HOSTS")),
         pack_bucket=os.environ.get("ATTUNE_PACK_BUCKET") or None,
         # Set by `attune dev` for its roles: the roles /health waits for.
         expected_roles=tuple(r for r in os.environ.get("ATTUNE_EXPECTED_ROLES", "").split(",") if r),
