@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -43,8 +43,14 @@ def queue_url(logical: str) -> str:
     return found
 
 
-def send_batch(logical: str, messages: list[tuple[str, dict[str, Any]]], delay_seconds: int = 0) -> list[str]:
-    """Send (id, body) pairs; returns the ids SQS accepted (the rest stay for a retry)."""
+def send_batch(
+    logical: str, messages: Sequence[tuple[str, dict[str, Any]] | tuple[str, dict[str, Any], int]],
+    delay_seconds: int = 0,
+) -> list[str]:
+    """Send (id, body) or (id, body, delay) items; returns the ids SQS accepted (the rest stay for a retry).
+
+    A per-item delay overrides `delay_seconds`; either is SQS DelaySeconds (0-900).
+    """
     accepted: list[str] = []
     url = queue_url(logical)
     for start in range(0, len(messages), BATCH):
@@ -53,8 +59,9 @@ def send_batch(logical: str, messages: list[tuple[str, dict[str, Any]]], delay_s
             resp = client("sqs").send_message_batch(
                 QueueUrl=url,
                 Entries=[
-                    {"Id": ident, "MessageBody": json.dumps(body), "DelaySeconds": delay_seconds}
-                    for ident, body in chunk
+                    {"Id": item[0], "MessageBody": json.dumps(item[1]),
+                     "DelaySeconds": min(900, item[2] if len(item) > 2 else delay_seconds)}  # type: ignore[misc]
+                    for item in chunk
                 ],
             )
         accepted += [entry["Id"] for entry in resp.get("Successful", [])]

@@ -28,6 +28,7 @@ EXECUTION_FIELDS = (
     "parent_execution_id",
     "enforcement_id",
     "retry_count",
+    "attempts",
     "created",
     "updated",
     "started",
@@ -46,8 +47,8 @@ EXECUTIONS = Table(
 # WebSocket client of the tenant is connected (no notification otherwise).
 _RETURNED = """
 RETURNING e.id, e.tenant_id, e.action_ref, e.status, e.parameters, e.result, e.parent_execution_id,
-          e.enforcement_id, e.retry_count, e.attempt, e.worker_id, e.task_token, e.created, e.updated, e.started,
-          e.finished,
+          e.enforcement_id, e.retry_count, e.attempts, e.attempt, e.worker_id, e.task_token, e.created,
+          e.updated, e.started, e.finished,
           EXISTS (SELECT 1 FROM attune.ws_connection c WHERE c.tenant_id = e.tenant_id) AS listened
 """
 
@@ -67,7 +68,12 @@ SET status = %(to)s,
     result = coalesce(%(result)s, e.result),
     finished = CASE WHEN %(final)s THEN clock_timestamp() ELSE e.finished END,
     worker_id = coalesce(%(worker_id)s, e.worker_id),
-    attempt = e.attempt + %(attempts)s
+    attempt = e.attempt + %(attempts)s,
+    attempts = CASE WHEN %(final)s AND e.started IS NOT NULL AND e.status IN ('running', 'canceling')
+                    THEN e.attempts || jsonb_build_array(jsonb_build_object(
+                        'attempt', e.attempt, 'started', e.started, 'finished', clock_timestamp(),
+                        'exit_code', %(result)s::jsonb -> 'exit_code', 'error', %(result)s::jsonb -> 'error'))
+                    ELSE e.attempts END
 WHERE e.id = %(id)s AND e.tenant_id = %(tenant_id)s AND e.status = ANY(%(sources)s)
 """ + _RETURNED
 # A claim also takes the worker's name, starts the clock and the heartbeat.
@@ -77,11 +83,14 @@ SET status = %(to)s, worker_id = %(worker_id)s, started = clock_timestamp(),
     heartbeat_at = clock_timestamp(), attempt = e.attempt + 1
 WHERE e.id = %(id)s AND e.tenant_id = %(tenant_id)s AND e.status = ANY(%(sources)s)
 """ + _RETURNED
-# A retry forgets the last attempt's worker, clock and result and counts itself.
+# A retry records the attempt that failed, forgets its worker, clock and result, and counts itself.
 RETRY = """
 UPDATE attune.execution e
 SET status = %(to)s, worker_id = NULL, heartbeat_at = NULL, started = NULL, result = NULL,
-    retry_count = e.retry_count + 1
+    retry_count = e.retry_count + 1,
+    attempts = e.attempts || jsonb_build_array(jsonb_build_object(
+        'attempt', e.attempt, 'started', e.started, 'finished', clock_timestamp(),
+        'exit_code', %(exit_code)s::jsonb, 'error', %(error)s::text, 'retry_in_s', %(delay)s::float8))
 WHERE e.id = %(id)s AND e.tenant_id = %(tenant_id)s AND e.status = ANY(%(sources)s)
 """ + _RETURNED
 # The execution and the action it names: the tenant's own or a system action.
@@ -97,6 +106,7 @@ WHERE e.id = %(id)s AND e.tenant_id = %(tenant_id)s
 IS_RUNNING = """
 SELECT 1 FROM attune.execution WHERE id = %(id)s AND tenant_id = %(tenant_id)s AND status = 'running'
 """
+RETRY_COUNT = "SELECT retry_count FROM attune.execution WHERE id = %(id)s AND tenant_id = %(tenant_id)s"
 LOAD_STATUS = "SELECT id, status FROM attune.execution WHERE id = %(id)s AND tenant_id = %(tenant_id)s"
 # One statement beats for every execution this process runs; what comes back is
 # still ours to run (`canceling` asks the action to stop), what does not was
@@ -113,14 +123,15 @@ RETURNING e.id, e.status
 # and must never be reaped. SKIP LOCKED lets two reapers run at once; the move
 # itself is the compare-and-set.
 STALE = """
-SELECT id, tenant_id, status, worker_id, heartbeat_at,
-       floor(extract(epoch FROM clock_timestamp() - heartbeat_at))::bigint AS silent_s
-FROM attune.execution
-WHERE status = ANY(%(sources)s) AND worker_id IS NOT NULL
-  AND heartbeat_at < clock_timestamp() - make_interval(secs => %(stale_seconds)s)
-ORDER BY heartbeat_at
+SELECT e.id, e.tenant_id, e.status, e.worker_id, e.heartbeat_at, e.retry_count, a.retry AS retry_policy,
+       floor(extract(epoch FROM clock_timestamp() - e.heartbeat_at))::bigint AS silent_s
+FROM attune.execution e
+LEFT JOIN attune.action a ON a.id = e.action_id
+WHERE e.status = ANY(%(sources)s) AND e.worker_id IS NOT NULL
+  AND e.heartbeat_at < clock_timestamp() - make_interval(secs => %(stale_seconds)s)
+ORDER BY e.heartbeat_at
 LIMIT %(limit)s
-FOR UPDATE SKIP LOCKED
+FOR UPDATE OF e SKIP LOCKED
 """
 
 
@@ -200,10 +211,21 @@ def claim(
     return cur.fetchone()
 
 
-def retry(cur: Cursor, tenant_id: int, execution_id: int, *, sources: list[str]) -> dict[str, Any] | None:
-    """Move back to scheduled for another attempt; None when it had moved on."""
-    cur.execute(RETRY, {"id": execution_id, "tenant_id": tenant_id, "to": status.SCHEDULED, "sources": sources})
+def retry(
+    cur: Cursor, tenant_id: int, execution_id: int, *, sources: list[str],
+    exit_code: int | None = None, error: str | None = None, delay_s: float = 0,
+) -> dict[str, Any] | None:
+    """Move back to scheduled for another attempt, recording the one that failed; None when it had moved on."""
+    cur.execute(RETRY, {"id": execution_id, "tenant_id": tenant_id, "to": status.SCHEDULED, "sources": sources,
+                        "exit_code": Jsonb(exit_code), "error": error, "delay": delay_s})
     return cur.fetchone()
+
+
+def retry_count(cur: Cursor, tenant_id: int, execution_id: int) -> int:
+    """How many times the execution was retried so far (0 for an unknown one)."""
+    cur.execute(RETRY_COUNT, {"id": execution_id, "tenant_id": tenant_id})
+    row = cur.fetchone()
+    return 0 if row is None else int(row["retry_count"])
 
 
 def load_for_run(cur: Cursor, tenant_id: int, execution_id: int) -> dict[str, Any] | None:

@@ -8,7 +8,13 @@ from psycopg.types.json import Jsonb
 
 from chalicelib.db.pool import Cursor
 
-INSERT = "INSERT INTO attune.outbox (queue, body) VALUES (%(queue)s, %(body)s) RETURNING id"
+INSERT = """
+INSERT INTO attune.outbox (queue, body, available_at)
+VALUES (%(queue)s, %(body)s, clock_timestamp() + make_interval(secs => %(delay)s))
+RETURNING id
+"""
+# SQS delays a message by at most 15 minutes: rows due later wait here until they are that close.
+MAX_SQS_DELAY_S = 900
 ACK = "DELETE FROM attune.outbox WHERE id = %(id)s"
 MARK_SENT = """
 UPDATE attune.outbox SET sent_at = clock_timestamp(), attempts = attempts + 1
@@ -22,22 +28,25 @@ WHERE id IN (
     SELECT id FROM attune.outbox
     WHERE queue = %(queue)s AND sent_at IS NULL
       AND created < clock_timestamp() - make_interval(secs => %(unsent_after)s)
+      AND available_at <= clock_timestamp() + make_interval(secs => 900)
     ORDER BY id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 )
-RETURNING id, queue, body
+RETURNING id, queue, body,
+          greatest(0, ceil(extract(epoch FROM available_at - clock_timestamp())))::int AS delay_s
 """
 CLAIM_UNACKED = """
 UPDATE attune.outbox SET sent_at = clock_timestamp(), attempts = attempts + 1
 WHERE id IN (
     SELECT id FROM attune.outbox
     WHERE sent_at < clock_timestamp() - make_interval(secs => %(unacked_after)s)
+      AND available_at < clock_timestamp() - make_interval(secs => %(unacked_after)s)
     ORDER BY id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 )
-RETURNING id, queue, body
+RETURNING id, queue, body, 0 AS delay_s
 """
 # Sent and not yet acknowledged, per queue: what is on (or in) the queue now.
 IN_FLIGHT = """
@@ -49,9 +58,9 @@ GROUP BY q.queue
 UNMARK_SENT = "UPDATE attune.outbox SET sent_at = NULL WHERE id = ANY(%(ids)s)"
 
 
-def enqueue(cur: Cursor, queue: str, body: dict[str, Any]) -> int:
-    """Write a message to send after this transaction commits; its outbox id (also put in the body)."""
-    cur.execute(INSERT, {"queue": queue, "body": Jsonb(body)})
+def enqueue(cur: Cursor, queue: str, body: dict[str, Any], delay_s: float = 0) -> int:
+    """Write a message to send after this transaction commits (or `delay_s` later); its outbox id."""
+    cur.execute(INSERT, {"queue": queue, "body": Jsonb(body), "delay": delay_s})
     row = cur.fetchone()
     assert row is not None
     return int(row["id"])

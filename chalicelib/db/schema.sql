@@ -181,7 +181,8 @@ CREATE TABLE attune.execution (
     pack_storage_key text,
     attempt integer NOT NULL DEFAULT 0,
     secret_parameters bytea,
-    task_token text
+    task_token text,
+    attempts jsonb NOT NULL DEFAULT '[]'
 );
 CREATE INDEX execution_tenant_idx ON attune.execution (tenant_id, id);
 CREATE INDEX execution_status_idx ON attune.execution (tenant_id, status, id);
@@ -260,7 +261,8 @@ CREATE TABLE attune.outbox (
     body jsonb NOT NULL,
     created timestamptz NOT NULL DEFAULT clock_timestamp(),
     sent_at timestamptz,
-    attempts integer NOT NULL DEFAULT 0
+    attempts integer NOT NULL DEFAULT 0,
+    available_at timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 CREATE INDEX outbox_pending_idx ON attune.outbox (coalesce(sent_at, created));
 

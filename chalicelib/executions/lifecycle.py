@@ -19,12 +19,12 @@ after its commit (`pipeline.outbox.publish`), or the relay sends them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.core import status
+from chalicelib.core import policies, status
 from chalicelib.core.errors import Conflict, NotFound
 from chalicelib.core.runners import kind_of
 from chalicelib.db import audit, pipeline
@@ -166,9 +166,19 @@ def refuse(cur: Cursor, tenant_id: int, execution_id: int, *, worker_id: str, re
 
 def complete(
     cur: Cursor, tenant_id: int, execution_id: int, *, final: str, result: dict[str, Any], actor: str,
-    detail: dict[str, Any] | None = None,
+    detail: dict[str, Any] | None = None, retry_policy: Mapping[str, Any] | None = None, cause: str = "failure",
 ) -> Moved | None:
-    """running (or canceling, paused) -> `final` with its result; None when the reaper or a cancel got there first."""
+    """running (or canceling, paused) -> `final` with its result; None when the reaper or a cancel got there first.
+
+    A failure the action's retry policy covers (`cause`: failure or timeout) is
+    not final: the execution goes back to `scheduled` with a work message
+    delayed by the policy's backoff (core.policies), the attempt recorded.
+    """
+    if final == status.FAILED and retry_policy:
+        delay = policies.retry_delay(retry_policy, db.retry_count(cur, tenant_id, execution_id), cause)
+        if delay is not None:
+            return retry(cur, tenant_id, execution_id, actor=actor, reason=str(result.get("error")),
+                         delay_s=delay, exit_code=result.get("exit_code"))
     row = db.move(cur, tenant_id, execution_id, to=final, sources=_sources("complete", final), result=result)
     if row is None:
         return None
@@ -197,15 +207,22 @@ def cancel(cur: Cursor, tenant_id: int, execution_id: int, *, actor: str) -> Mov
     return _follow(cur, row, actor=actor, action=action, detail={"status": target, "was": current})
 
 
-def retry(cur: Cursor, tenant_id: int, execution_id: int, *, actor: str, reason: str) -> Moved | None:
-    """running -> scheduled again with a new work message (a retry policy, a lost worker); None if it moved on."""
-    row = db.retry(cur, tenant_id, execution_id, sources=_sources("retry", status.SCHEDULED))
+def retry(
+    cur: Cursor, tenant_id: int, execution_id: int, *, actor: str, reason: str, delay_s: float = 0,
+    exit_code: int | None = None, sources: list[str] | None = None,
+) -> Moved | None:
+    """running -> scheduled again, its work message due in `delay_s` (in the queue, not a sleeping worker).
+
+    None when it had moved on. The failed attempt is recorded in `attempts`.
+    """
+    row = db.retry(cur, tenant_id, execution_id, sources=sources or _sources("retry", status.SCHEDULED),
+                   exit_code=exit_code, error=reason, delay_s=delay_s)
     if row is None:
         return None
     moved = _follow(cur, row, actor=actor, action="execution.retried",
-                    detail={"retry_count": row["retry_count"], "reason": reason})
+                    detail={"retry_count": row["retry_count"], "reason": reason, "delay_s": delay_s})
     work = ExecutionMessage(tenant_id=tenant_id, execution_id=execution_id)
-    moved.messages.insert(0, enqueue(cur, "work", work.model_dump(exclude_none=True)))
+    moved.messages.insert(0, enqueue(cur, "work", work.model_dump(exclude_none=True), delay_s=delay_s))
     return moved
 
 
@@ -216,6 +233,9 @@ def reap(cur: Cursor, row: dict[str, Any], *, actor: str) -> Moved | None:
     if not status.MOVES["reap"].allows(current, to):
         return None
     error = f"worker lost: no heartbeat for {row['silent_s']}s"
+    delay = policies.retry_delay(row.get("retry_policy"), int(row.get("retry_count") or 0), "failure")
+    if to == status.FAILED and delay is not None:  # the action's retry policy covers a lost worker too
+        return retry(cur, row["tenant_id"], row["id"], actor=actor, reason=error, delay_s=delay, sources=[current])
     # From the state it was found in only: a running execution is never reaped to `canceled`.
     moved = db.move(cur, row["tenant_id"], row["id"], to=to, sources=[current], result=result_doc(error=error))
     if moved is None:

@@ -147,6 +147,8 @@ class RetryPolicy(Contract):
     delay_seconds: Annotated[float, Field(ge=0, le=86400)] = 1.0
     backoff_multiplier: Annotated[float, Field(ge=1, le=100)] = 2.0
     max_delay_seconds: Annotated[float, Field(ge=0, le=86400)] = 300.0
+    # What is retried: a failure (non-zero exit, error, lost worker) and/or a timeout.
+    on: Annotated[list[Literal["failure", "timeout"]], Field(min_length=1)] = ["failure", "timeout"]
 
 
 class ActionFields(Contract):

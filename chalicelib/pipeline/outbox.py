@@ -10,6 +10,7 @@ messages that were sent but lost (moto's queues do not survive a restart).
 from __future__ import annotations
 
 import logging
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -32,13 +33,18 @@ class Pending:
     id: int
     queue: str
     body: dict[str, Any]
+    delay_s: int = 0  # SQS DelaySeconds: the message becomes visible this much later
 
 
-def enqueue(cur: Cursor, queue: str, body: dict[str, Any]) -> Pending:
-    """Write a message in the caller's transaction; `publish` it after commit."""
-    outbox_id = outbox.enqueue(cur, queue, body)
+def enqueue(cur: Cursor, queue: str, body: dict[str, Any], delay_s: float = 0) -> Pending:
+    """Write a message in the caller's transaction; `publish` it after commit.
+
+    With `delay_s` (a retry's backoff) the message waits: in the queue (SQS
+    DelaySeconds) when it is due within 15 minutes, else in the outbox until it is.
+    """
+    outbox_id = outbox.enqueue(cur, queue, body, delay_s)
     full = {**body, "outbox_id": outbox_id}
-    return Pending(outbox_id, queue, full)
+    return Pending(outbox_id, queue, full, delay_s=math.ceil(delay_s))
 
 
 def _send(messages: list[Pending]) -> list[int]:
@@ -47,7 +53,7 @@ def _send(messages: list[Pending]) -> list[int]:
         by_queue[msg.queue].append(msg)
     sent: list[int] = []
     for queue, batch in by_queue.items():
-        accepted = queues.send_batch(queue, [(str(m.id), m.body) for m in batch])
+        accepted = queues.send_batch(queue, [(str(m.id), m.body, m.delay_s) for m in batch])
         sent += [int(ident) for ident in accepted]
     return sent
 
@@ -71,6 +77,7 @@ def inline_publish() -> bool:
 
 def publish(messages: list[Pending]) -> None:
     """Send committed messages now (inline mode); on any failure the relay sends them later."""
+    messages = [m for m in messages if m.delay_s <= outbox.MAX_SQS_DELAY_S]  # later ones: the relay, when due
     if not messages or not inline_publish():
         return
     try:
@@ -101,7 +108,8 @@ def relay_once(limit: int = 200, unacked_after: float | None = None, unsent_afte
         )
     if not rows:
         return 0
-    pending = [Pending(r["id"], r["queue"], {**r["body"], "outbox_id": r["id"]}) for r in rows]
+    pending = [Pending(r["id"], r["queue"], {**r["body"], "outbox_id": r["id"]}, delay_s=int(r["delay_s"]))
+               for r in rows]
     try:
         sent = _send(pending)
     except AttuneError as exc:

@@ -193,12 +193,12 @@ class Worker:
         key = (job.tenant_id, job.execution_id)
         self.heartbeat.add(key, run.cancel)
         try:
-            final, result, duration = self._run_action(job, run)
-            self._complete(job, final, result, duration)
+            final, result, duration, timed_out = self._run_action(job, run)
+            self._complete(job, final, result, duration, cause="timeout" if timed_out else "failure")
         finally:
             self.heartbeat.remove(key)
 
-    def _run_action(self, job: Job, run: Run) -> tuple[str, dict[str, Any], float]:
+    def _run_action(self, job: Job, run: Run) -> tuple[str, dict[str, Any], float, bool]:
         """(status, result, duration): the runner's outcome, or a failure that stops short of running."""
         started = time.monotonic()
         try:
@@ -216,26 +216,29 @@ class Worker:
             outcome = runner_for(job.runner_type, grace_s=self.cfg.action_grace_s).run(request, cancel=run.cancel)
         except ValidationFailed as exc:  # refused before a process started: entry point, parameters
             elapsed = round(time.monotonic() - started, 3)
-            return status.FAILED, result_doc(error=exc.message, secrets=job.secrets), elapsed
+            return status.FAILED, result_doc(error=exc.message, secrets=job.secrets), elapsed, False
         except Exception as exc:  # claimed: record the failure, never leave it running
             log.exception("execution %d: the worker failed to run the action", job.execution_id)
             reason = f"worker error: {type(exc).__name__}: {exc}"
-            return status.FAILED, result_doc(error=reason, secrets=job.secrets), round(time.monotonic() - started, 3)
+            elapsed = round(time.monotonic() - started, 3)
+            return status.FAILED, result_doc(error=reason, secrets=job.secrets), elapsed, False
         final: str = outcome.status
         error = outcome.error
         if final == status.CANCELED and run.aborted is not None:
             final, error = status.FAILED, run.aborted
         result = result_doc(exit_code=outcome.exit_code, stdout=outcome.stdout, stderr=outcome.stderr,
                          output=outcome.output, error=error, secrets=job.secrets)
-        return final, result, outcome.duration_s
+        return final, result, outcome.duration_s, outcome.timed_out
 
-    def _complete(self, job: Job, final: str, result: dict[str, Any], duration_s: float) -> None:
+    def _complete(
+        self, job: Job, final: str, result: dict[str, Any], duration_s: float, cause: str = "failure"
+    ) -> None:
         """running -> final + audit in one transaction; a reaped or canceled execution keeps its state."""
         delays = list(COMPLETE_RETRY_DELAYS_S)
         fallback = False
         while True:
             try:
-                moved = self._record(job, final, result, duration_s)
+                moved = self._record(job, final, result, duration_s, cause)
             except ServiceUnavailable as exc:
                 if not delays:
                     log.error("execution %d: result lost, database unavailable (%s); the reaper will fail it",
@@ -262,11 +265,12 @@ class Worker:
             return
 
     @staticmethod
-    def _record(job: Job, final: str, result: dict[str, Any], duration_s: float) -> bool:
+    def _record(job: Job, final: str, result: dict[str, Any], duration_s: float, cause: str) -> bool:
+        """Complete the execution (or, when its retry policy covers this failure, schedule the next attempt)."""
         with system_tx() as cur:
             moved = lifecycle.complete(
                 cur, job.tenant_id, job.execution_id, final=final, result=result, actor=job.actor,
-                detail={"duration_s": duration_s},
+                detail={"duration_s": duration_s}, retry_policy=job.spec.retry if job.spec else None, cause=cause,
             )
         if moved is None:
             return False
