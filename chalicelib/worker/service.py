@@ -140,7 +140,7 @@ class Worker:
         entry_point: str | None = None
         pack_dir: Path | None = None
         kind = kind_of(spec.runner_type)
-        if kind is not None and kind.needs_code and spec.code is None:  # a script in the pack: fetch it
+        if kind is not None and kind.process and spec.code is None and spec.entry_point and key:  # a pack file
             try:
                 entry_point = entry_point_path(row["entry_point"])  # StackStorm style: relative to actions/
                 pack_dir = self.packs.get(key)  # ServiceUnavailable propagates: retry
