@@ -79,6 +79,7 @@ class Settings:
     log_level: str
     pack_bucket: str | None
     http_allow_private: bool
+    deps_dir: str | None
     http_allow_hosts: frozenset[str]
     expected_roles: tuple[str, ...]
 
@@ -117,6 +118,7 @@ def settings() -> Settings:
         # destinations are refused unless allowed here.
         http_allow_private=(os.environ.get("ATTUNE_HTTP_ALLOW_PRIVATE") or "false").lower() in ("1", "true", "yes"),
         http_allow_hosts=parse_allow_hosts(os.environ.get("ATTUNE_HTTP_ALLOW_HOSTS")),
+        deps_dir=os.environ.get("ATTUNE_DEPS_DIR") or None,
         pack_bucket=os.environ.get("ATTUNE_PACK_BUCKET") or None,
         # Set by `attune dev` for its roles: the roles /health waits for.
         expected_roles=tuple(r for r in os.environ.get("ATTUNE_EXPECTED_ROLES", "").split(",") if r),
