@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
-from pydantic import Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from chalicelib.core.versions import SEMVER_PATTERN
 from chalicelib.models.base import Contract
@@ -120,7 +120,8 @@ class HttpConfig(Contract):
     method: str = "GET"
     headers: dict[str, str] | str = Field(default_factory=dict)
     body: Any = None
-    verify_ssl: bool = True
+    # `verify_tls` (the and StackStorm's word) is accepted as well.
+    verify_ssl: bool = Field(True, validation_alias=AliasChoices("verify_ssl", "verify_tls"))
     timeout: Timeout | None = None
 
     @field_validator("url")

@@ -33,7 +33,7 @@ from chalicelib.config import WorkerSettings, worker_settings
 from chalicelib.core import status
 from chalicelib.core.auth import issue_action_token
 from chalicelib.core.errors import AttuneError, NotFound, ServiceUnavailable, ValidationFailed
-from chalicelib.core.packs import entry_point_path
+from chalicelib.core.packs import entry_point_path, secret_names
 from chalicelib.core.runners import ActionSpec, kind_of
 from chalicelib.db import executions as executions_db
 from chalicelib.db import outbox
@@ -43,6 +43,7 @@ from chalicelib.models.messages import ExecutionMessage
 from chalicelib.pipeline.outbox import publish
 from chalicelib.runners import RunRequest, runner_for, runner_types
 from chalicelib.stopping import grace_of
+from chalicelib.worker import deps
 from chalicelib.worker.heartbeat import Heartbeat
 from chalicelib.worker.packcache import PackCache
 from chalicelib.worker.results import result_doc, secret_values
@@ -70,11 +71,22 @@ class Job:
     secrets: tuple[str, ...] = ()
     worker_id: str = ""
     spec: ActionSpec | None = None
+    secret_names: tuple[str, ...] = ()  # the parameters declared secret (the HTTP runner hides them)
+    python: str | None = None  # the pack's virtualenv interpreter, when it has requirements
 
     @property
     def actor(self) -> str:
         """How the audit log names the worker (T3.28: started and completed by the same one)."""
         return f"worker:{self.worker_id}"
+
+
+def deps_owner(storage_key: str) -> str:
+    """Whose dependency cache a pack version uses: `tenants/<tenant or system>/packs/<ref>/...` -> `<tenant>/<ref>`.
+
+    System packs share one per pack; tenants never share one another's.
+    """
+    parts = storage_key.split("/")
+    return f"{parts[1]}/{parts[3]}" if len(parts) > 3 and parts[0] == "tenants" else "unknown"
 
 
 class Worker:
@@ -146,6 +158,13 @@ class Worker:
                 pack_dir = self.packs.get(key)  # ServiceUnavailable propagates: retry
             except (NotFound, ValidationFailed) as exc:
                 return exc.message
+        python: str | None = None
+        if pack_dir is not None and spec.runner_type == "python3":
+            try:  # built once per requirements.txt content; a failed install fails the execution, not the worker
+                env = deps.python_env(pack_dir, deps_owner(str(key)))
+            except deps.DependencyError as exc:
+                return f"pack dependencies: {exc.message}"
+            python = str(env / "bin" / "python") if env is not None else None
         jwt_signing_key()  # fetched (and cached) now, so an unreachable Secrets Manager retries the message
         secret = open_secrets(int(row["tenant_id"]), int(row["id"]), row["secret_parameters"])
         parameters = {**(row["parameters"] or {}), **secret}
@@ -161,6 +180,8 @@ class Worker:
             timeout_s=spec.timeout_s or self.cfg.default_timeout_s,
             secrets=secrets,
             spec=replace(spec, secrets=secrets),
+            python=python,
+            secret_names=tuple(secret_names(row["declared"] or {})),
         )
 
     def _refuse(self, message: ExecutionMessage, reason: str) -> None:
@@ -209,9 +230,10 @@ class Worker:
             request = RunRequest(
                 execution_id=job.execution_id, runner_type=job.runner_type, parameters=job.parameters,
                 code=job.code, entry_point=job.entry_point, pack_dir=job.pack_dir, timeout_s=job.timeout_s,
-                max_output_bytes=self.cfg.max_output_bytes, spec=job.spec,
+                max_output_bytes=self.cfg.max_output_bytes, spec=job.spec, python=job.python,
                 context={"api_url": self.cfg.api_url, "token": token,
-                         "execution_id": job.execution_id, "tenant_id": job.tenant_id},
+                         "execution_id": job.execution_id, "tenant_id": job.tenant_id,
+                         "secret_names": list(job.secret_names)},
             )
             outcome = runner_for(job.runner_type, grace_s=self.cfg.action_grace_s).run(request, cancel=run.cancel)
         except ValidationFailed as exc:  # refused before a process started: entry point, parameters

@@ -25,7 +25,8 @@ def cloud() -> Iterator[Cloud]:
         yield Cloud(given.rstrip("/"), os.environ.get("ATTUNE_E2E_DATABASE_URL"))
         return
     try:
-        with running_cloud() as running:
+        # The tests' own mock servers listen on loopback, which the HTTP runner refuses by default.
+        with running_cloud(extra_env={"ATTUNE_HTTP_ALLOW_PRIVATE": "true"}) as running:
             yield Cloud(running.url, running.database_url, log_path=running.log_path)
     except RuntimeError as exc:
         pytest.fail(str(exc))
