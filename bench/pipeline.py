@@ -231,16 +231,22 @@ def _send(api: Api, tally: Sender, *, start: float, stop_at: float, period: floa
     client.close()
 
 
-def _queue_depth(aws_endpoint_url: str | None) -> Any:
-    """A function returning the work queue's depth (visible + in flight), or None when SQS is not reachable."""
+def _queue_depth(aws_endpoint_url: str | None, aws_keys: dict[str, str] | None = None) -> Any:
+    """A function returning the work queue's depth (visible + in flight), or None when SQS is not reachable.
+
+    `aws_keys` (boto3's aws_access_key_id/aws_secret_access_key, e.g.
+    `RunningCloud.boto3_kwargs()`) are the cloud's own: its local moto
+    refuses requests not signed with the platform's per-start key.
+    """
     if not aws_endpoint_url:
         return lambda: None
+    keys = aws_keys or {}
     sqs = boto3.client(
         "sqs",
         endpoint_url=aws_endpoint_url,
         region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",  # the local emulator's dummy credentials
+        aws_access_key_id=keys.get("aws_access_key_id") or None,  # None: boto3's usual credential chain
+        aws_secret_access_key=keys.get("aws_secret_access_key") or None,
     )
     name = f"{os.environ.get('ATTUNE_STACK_NAME', 'attune')}-work"
     url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
@@ -287,9 +293,10 @@ def _slope(points: list[tuple[float, float]]) -> float:
 
 
 def _throughput(
-    api: Api, aws_endpoint_url: str | None, *, seconds: float, rate: float, threads: int, drain_s: float
+    api: Api, aws_endpoint_url: str | None, *, seconds: float, rate: float, threads: int, drain_s: float,
+    aws_keys: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    depth = _queue_depth(aws_endpoint_url)
+    depth = _queue_depth(aws_endpoint_url, aws_keys)
     baseline = api.finished()
     samples: list[dict[str, Any]] = []
     stop = threading.Event()
@@ -368,6 +375,7 @@ def run(
     rate: float | None = None,
     threads: int = 4,
     drain_s: float = 180.0,
+    aws_keys: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Measure the pipeline's stage latencies and sustained throughput; returns the JSON-able result.
 
@@ -377,7 +385,8 @@ def run(
     rate = rate if rate is not None else float(os.environ.get("ATTUNE_BENCH_RATE", "250"))
     api = Api.register(url)
     latency = _latency(api, events, event_rate, drain_s)
-    throughput = _throughput(api, aws_endpoint_url, seconds=seconds, rate=rate, threads=threads, drain_s=drain_s)
+    throughput = _throughput(api, aws_endpoint_url, seconds=seconds, rate=rate, threads=threads, drain_s=drain_s,
+                             aws_keys=aws_keys)
     met = {
         "seed_webhook_to_event_p95_ms": latency["webhook_to_event"]["p95_ms"] < TARGETS["seed_webhook_to_event_p95_ms"],
         "seed_trigger_to_execution_p95_ms": latency["webhook_to_started"]["p95_ms"]

@@ -12,6 +12,7 @@ from chalicelib.api.openapi import document
 from chalicelib.config import settings
 from chalicelib.core.errors import AttuneError
 from chalicelib.db import components
+from chalicelib.runners import sandbox
 
 bp = Blueprint(__name__)
 _openapi_cache: dict[str, Any] = {}
@@ -26,7 +27,8 @@ def health(call: PublicCall) -> Response:
         state = components.health(expected)
     except AttuneError as exc:
         return Response(body={"status": "unavailable", "error": exc.message}, status_code=503)
-    body = {"status": "ok" if state["ok"] else "starting", "roles": state["roles"]}
+    # Whether actions started on this machine run confined (the worker runs the same probe).
+    body = {"status": "ok" if state["ok"] else "starting", "roles": state["roles"], "sandbox": sandbox.available()}
     return Response(body=body, status_code=200 if state["ok"] else 503)
 
 

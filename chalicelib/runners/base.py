@@ -11,7 +11,6 @@ behave the same on the hard parts.
 from __future__ import annotations
 
 import signal
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,6 +21,7 @@ from typing import Any, Protocol
 from chalicelib.core.errors import ValidationFailed
 from chalicelib.core.runners import ActionSpec
 from chalicelib.runners.output import OutputBuffer, parse_json_output
+from chalicelib.runners.sandbox import Sandbox, inside, sandbox_for, work_dir
 
 DEFAULT_GRACE_S = 5.0
 
@@ -130,24 +130,49 @@ def resolve_entry_point(pack_dir: Path | None, entry_point: str) -> Path:
     return target
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """Where one action runs: the file to run, its fresh work dir (cwd), the pack, its sandbox.
+
+    Paths here are the host's; `seen` gives the path the action itself sees
+    (in the sandbox, the work dir is WORK_MOUNT and the pack PACK_MOUNT), which
+    is what an argv or an environment variable for the action must name.
+    """
+
+    path: Path
+    work_dir: Path
+    pack_dir: Path | None
+    sandbox: Sandbox | None
+
+    def seen(self, path: Path) -> Path:
+        """`path` as the action sees it: unchanged when it runs unconfined."""
+        if self.sandbox is None:
+            return path
+        return inside(path, work_dir=self.work_dir, pack_dir=self.pack_dir)
+
+
 @contextmanager
-def action_file(request: RunRequest, filename: str) -> Iterator[tuple[Path, Path]]:
-    """(file to run, cwd): the pack's entry point, or inline code in a temp dir removed afterwards."""
+def action_file(request: RunRequest, filename: str) -> Iterator[Prepared]:
+    """The pack's entry point (or inline code, written into the work dir), a fresh work dir, the sandbox.
+
+    The work dir is the action's cwd and HOME, private to it and removed
+    afterwards; the pack stays read-only. Under ATTUNE_SANDBOX=required
+    without a usable bwrap, SandboxUnavailable (a ValidationFailed) is raised
+    before anything starts.
+    """
     check_request(request)
+    path: Path | None = None
+    pack_dir = request.pack_dir.resolve() if request.pack_dir is not None else None
     if request.code is None:
         assert request.entry_point is not None  # check_request guarantees it
         path = resolve_entry_point(request.pack_dir, request.entry_point)
-        assert request.pack_dir is not None
-        yield path, request.pack_dir.resolve()
-        return
-    with tempfile.TemporaryDirectory(
-        prefix=f"attune-exec-{request.execution_id}-", ignore_cleanup_errors=True
-    ) as tmp:
-        path = Path(tmp) / filename
-        path.write_text(request.code, encoding="utf-8")
-        cwd = request.pack_dir.resolve() if request.pack_dir is not None else Path(tmp)
-        yield path, cwd
-
+    sandbox = sandbox_for(request.execution_id, request.timeout_s)
+    with work_dir(request.execution_id, sandbox.uid if sandbox is not None else None) as cwd:
+        if path is None:
+            assert request.code is not None
+            path = cwd / filename
+            path.write_text(request.code, encoding="utf-8")
+        yield Prepared(path, cwd, pack_dir, sandbox)
 
 
 def conclude(request: RunRequest, outcome: Outcome, *, output: Any = None, error: str | None = None) -> RunResult:

@@ -9,9 +9,11 @@ secrets (database URL, AWS credentials) never reach action code.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -24,8 +26,16 @@ from pathlib import Path
 from chalicelib.core.errors import ValidationFailed
 from chalicelib.runners.base import Outcome, RunRequest
 from chalicelib.runners.output import OutputBuffer
+from chalicelib.runners.sandbox import (
+    SDK_DIR,
+    SDK_MOUNT,
+    WORK_MOUNT,
+    Sandbox,
+    encode,
+    exit_code,
+    python_prefixes,
+)
 
-SDK_DIR = Path(__file__).resolve().parent / "sdk"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Once the main process is gone, how long leftover pipe holders (processes that
 # left the group with setsid) may keep us waiting for EOF.
@@ -38,23 +48,57 @@ MAX_CONTEXT_BYTES = 60 * 1024
 _READ_CHUNK = 64 * 1024
 
 
-def action_env(request: RunRequest, context_fd: int) -> dict[str, str]:
+def action_env(
+    request: RunRequest, context_fd: int, home: Path | None = None, sdk: Path = SDK_DIR
+) -> dict[str, str]:
     """The action's whole environment, built from nothing: no parameter, secret or worker setting.
 
     PATH comes from the worker (it says where tools are, e.g. Lambda's
-    /var/lang/bin); everything else is fixed or names a number that is not a
-    secret. PYTHONUNBUFFERED makes a Python action's prints reach us as they
-    happen, so a timed-out or canceled execution keeps its partial output.
+    /var/lang/bin); HOME is the action's own work dir (the worker's home is
+    not the action's, and in the sandbox it does not exist) and PYTHONPATH
+    the SDK, both as the action sees them; everything else
+    is fixed or names a number that is not a secret. PYTHONUNBUFFERED makes a
+    Python action's prints reach us as they happen, so a timed-out or
+    canceled execution keeps its partial output.
     """
     return {
         "PATH": os.environ.get("PATH") or DEFAULT_PATH,
-        "HOME": os.environ.get("HOME") or tempfile.gettempdir(),
+        "HOME": str(home) if home is not None else tempfile.gettempdir(),
         "LANG": "C.UTF-8",
-        "PYTHONPATH": str(SDK_DIR),
+        "PYTHONPATH": str(sdk),
         "PYTHONUNBUFFERED": "1",
         "ATTUNE_EXECUTION_ID": str(request.execution_id),
         "ATTUNE_CONTEXT_FD": str(context_fd),
     }
+
+
+def _confined(
+    command: list[str], sandbox: Sandbox | None, *, cwd: Path, env: dict[str, str], pack_dir: Path | None,
+    python: str | None, child_fds: list[int],
+) -> list[str]:
+    """The argv to start; confined, bwrap reads its options from a pipe added to `child_fds`.
+
+    bwrap's options name host paths (the pack cache, the work dir), so they
+    go through a pipe rather than onto a command line the action could read.
+    """
+    if sandbox is None:
+        return command
+    if shutil.which(command[0], path=env.get("PATH")) is None:  # as Popen would say, not bwrap's exit 1
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), command[0])
+    read_only = python_prefixes(python)
+    blob = encode(sandbox.options(work_dir=cwd, env=env, pack_dir=pack_dir, read_only=read_only))
+    if len(blob) > MAX_CONTEXT_BYTES:  # written before bwrap starts: it must fit in the pipe buffer
+        raise ValueError(f"the sandbox's options are too long ({len(blob)} bytes)")
+    args_r, args_w = os.pipe()
+    try:
+        os.write(args_w, blob)
+    except OSError:
+        os.close(args_r)
+        raise
+    finally:
+        os.close(args_w)
+    child_fds.append(args_r)
+    return sandbox.argv(command, work_dir=cwd, env=env, pack_dir=pack_dir, read_only=read_only, args_fd=args_r)
 
 
 def _context_pipe(request: RunRequest) -> int:
@@ -78,6 +122,38 @@ def _killpg(pgid: int, sig: signal.Signals) -> None:
     """Signal the action's whole group; a group that is already gone is fine."""
     with suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
+
+
+def _term_group(pgid: int, *, spare_leader: bool) -> None:
+    """SIGTERM to the action's group; in the sandbox, to all of it but bwrap, the group's leader.
+
+    bwrap dies of SIGTERM, and its death kills the whole sandbox at once
+    (--die-with-parent), which would leave the action no grace period; the
+    action and its children are bwrap's descendants in the same group.
+    """
+    if not spare_leader:
+        _killpg(pgid, signal.SIGTERM)
+        return
+    for pid in _group_members(pgid):
+        if pid != pgid:
+            with suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGTERM)
+
+
+def _group_members(pgid: int) -> list[int]:
+    """The pids of process group `pgid`, read from /proc (once per timeout or cancel: cheap enough)."""
+    found: list[int] = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if len(fields) > 2 and fields[2] == str(pgid):
+            found.append(int(entry.name))
+    return found
 
 
 def _exited(pid: int) -> bool:
@@ -105,12 +181,18 @@ def run_process(
     channel: bool = False,
     cancel: threading.Event | None = None,
     on_started: Callable[[int], None] | None = None,
+    sandbox: Sandbox | None = None,
+    pack_dir: Path | None = None,
+    python: str | None = None,
 ) -> Outcome:
     """Start the action, feed it its parameters, watch it to the end, and always reap it.
 
     `argv` gets the number of the result channel's write end (when `channel`),
     an extra pipe a wrapper can report a return value on without mixing it
-    into the action's own stdout.
+    into the action's own stdout. With a `sandbox`, the action runs confined
+    in `cwd` (its host work dir, WORK_MOUNT inside), seeing `pack_dir`
+    (PACK_MOUNT), the SDK, the wrapper and `python`'s installation besides
+    the runtime; `argv` must then name paths as the action sees them.
     """
     limit = request.max_output_bytes
     outcome = Outcome(None, OutputBuffer(limit), OutputBuffer(limit), OutputBuffer(limit) if channel else None)
@@ -124,16 +206,20 @@ def run_process(
     context_fd = _context_pipe(request)
     chan_r, chan_w = os.pipe() if channel else (None, None)
     child_fds = [fd for fd in (context_fd, chan_w) if fd is not None]
+    confined = sandbox is not None
+    env = action_env(request, context_fd, home=WORK_MOUNT if confined else cwd, sdk=SDK_MOUNT if confined else SDK_DIR)
     started = time.monotonic()
     try:
+        command = _confined(list(argv(chan_w)), sandbox, cwd=cwd, env=env, pack_dir=pack_dir, python=python,
+                            child_fds=child_fds)
         proc = subprocess.Popen(
-            list(argv(chan_w)),
+            command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             bufsize=0,
             cwd=cwd,
-            env=action_env(request, context_fd),
+            env=env,
             pass_fds=child_fds,
             start_new_session=True,
         )
@@ -149,7 +235,7 @@ def run_process(
     try:
         if on_started is not None:
             on_started(proc.pid)
-        watch = _Watch(proc, outcome, stdin_data, chan_r)
+        watch = _Watch(proc, outcome, stdin_data, chan_r, spare_leader=sandbox is not None)
         try:
             watch.watch(started + request.timeout_s, grace_s, cancel)
         finally:
@@ -162,7 +248,8 @@ def run_process(
                     stream.close()
         if chan_r is not None:
             os.close(chan_r)
-        outcome.exit_code = proc.wait()
+        raw = proc.wait()
+        outcome.exit_code = exit_code(raw) if sandbox is not None else raw
         outcome.duration_s = time.monotonic() - started
     return outcome
 
@@ -176,7 +263,11 @@ class _Watch:
     deadline in case something escaped the group and still holds a pipe.
     """
 
-    def __init__(self, proc: subprocess.Popen[bytes], outcome: Outcome, stdin_data: bytes, chan_r: int | None) -> None:
+    def __init__(
+        self, proc: subprocess.Popen[bytes], outcome: Outcome, stdin_data: bytes, chan_r: int | None,
+        *, spare_leader: bool = False,
+    ) -> None:
+        self.spare_leader = spare_leader
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
         self.proc, self.outcome, self.stdin = proc, outcome, proc.stdin
         self.sel = selectors.DefaultSelector()
@@ -229,7 +320,7 @@ class _Watch:
             outcome.timed_out = not outcome.canceled and now >= deadline
             if outcome.canceled or outcome.timed_out:
                 self.term_at = now
-                _killpg(self.proc.pid, signal.SIGTERM)
+                _term_group(self.proc.pid, spare_leader=self.spare_leader)
             else:
                 waits.append(deadline - now)
                 if cancel is not None:

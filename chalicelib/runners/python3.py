@@ -1,17 +1,16 @@
 """The python3 runner: the action file runs under `wrapper.py` in the action's interpreter.
 
 The interpreter is the pack's virtualenv when the worker has built one
-(`RunRequest.python`), else the worker's own. The wrapper reports `run()`'s
+(`RunRequest.python`), else the worker's base Python (not its virtualenv:
+an action sees the SDK, none of the platform's packages). The wrapper reports `run()`'s
 return value on a separate pipe (the result channel), never on stdout.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from chalicelib.runners.base import (
@@ -24,8 +23,7 @@ from chalicelib.runners.base import (
     stdout_output,
 )
 from chalicelib.runners.process import run_process
-
-WRAPPER = Path(__file__).resolve().with_name("wrapper.py")
+from chalicelib.runners.sandbox import WRAPPER, base_python
 
 
 class Python3Runner:
@@ -42,16 +40,19 @@ class Python3Runner:
         on_started: Callable[[int], None] | None = None,
     ) -> RunResult:
         """Run the action to the end; only a malformed request raises (ValidationFailed)."""
-        python = request.python or sys.executable
-        with action_file(request, "action.py") as (path, cwd):
+        python = request.python or base_python()
+        with action_file(request, "action.py") as job:
             outcome = run_process(
                 request,
-                lambda fd: [python, str(WRAPPER), str(fd), str(path)],
-                cwd=cwd,
+                lambda fd: [python, "-s", str(job.seen(WRAPPER)), str(fd), str(job.seen(job.path))],
+                cwd=job.work_dir,
                 grace_s=self.grace_s,
                 channel=True,
                 cancel=cancel,
                 on_started=on_started,
+                sandbox=job.sandbox,
+                pack_dir=job.pack_dir,
+                python=python,
             )
         output, error = interpret_channel(outcome, request.max_output_bytes)
         return conclude(request, outcome, output=output, error=error)

@@ -25,11 +25,12 @@ from chalicelib.runners.process import run_process
 DEFAULT_SHELL = "/bin/bash"
 
 
-def command_for(script: Path) -> list[str]:
+def command_for(script: Path, seen_as: Path | None = None) -> list[str]:
     """argv for a script: its `#!` interpreter (plus one optional argument, as Linux does), else bash.
 
     Reading the line ourselves means a pack's script needs no execute bit,
-    which archives and S3 round trips often lose.
+    which archives and S3 round trips often lose. `script` is read on the
+    host; the argv names it as `seen_as` (its path inside the sandbox).
     """
     with script.open("rb") as f:
         first = f.readline(512)
@@ -37,8 +38,8 @@ def command_for(script: Path) -> list[str]:
         line = first[2:].decode("utf-8", errors="replace").strip()
         interpreter, _, arg = line.partition(" ")
         if interpreter:
-            return [interpreter, *([arg.strip()] if arg.strip() else []), str(script)]
-    return [shutil.which("bash") or DEFAULT_SHELL, str(script)]
+            return [interpreter, *([arg.strip()] if arg.strip() else []), str(seen_as or script)]
+    return [shutil.which("bash") or DEFAULT_SHELL, str(seen_as or script)]
 
 
 class ShellRunner:
@@ -55,14 +56,16 @@ class ShellRunner:
         on_started: Callable[[int], None] | None = None,
     ) -> RunResult:
         """Run the script to the end; only a malformed request raises (ValidationFailed)."""
-        with action_file(request, "action.sh") as (path, cwd):
-            argv = command_for(path)
+        with action_file(request, "action.sh") as job:
+            argv = command_for(job.path, job.seen(job.path))
             outcome = run_process(
                 request,
                 lambda _fd: argv,
-                cwd=cwd,
+                cwd=job.work_dir,
                 grace_s=self.grace_s,
                 cancel=cancel,
                 on_started=on_started,
+                sandbox=job.sandbox,
+                pack_dir=job.pack_dir,
             )
         return conclude(request, outcome, output=stdout_output(outcome))

@@ -80,6 +80,7 @@ class PackCache:
         partial = Path(tempfile.mkdtemp(prefix=".partial-", dir=self.root))
         try:
             self._fetch(key, partial)
+            _readable_by_actions(partial)
             os.rename(partial, dest)
         finally:
             shutil.rmtree(partial, ignore_errors=True)  # gone already after a successful rename
@@ -101,3 +102,17 @@ class PackCache:
             self._ready.clear()
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(self.root)
+
+
+def _readable_by_actions(root: Path) -> None:
+    """Let sandboxed actions (their own unprivileged uid) read the unpacked files, never write them.
+
+    The cache root above stays 0700, so other users of the machine still see
+    nothing; the sandbox binds this version dir directly (read-only).
+    """
+    for path in [root, *root.rglob("*")]:
+        if path.is_symlink():
+            continue
+        mode = path.stat().st_mode
+        extra = 0o055 if path.is_dir() else 0o044
+        os.chmod(path, (mode | extra) & ~0o022)

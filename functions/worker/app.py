@@ -9,6 +9,7 @@ has started, so the poller fetches the next batch while slow actions run.
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
@@ -18,6 +19,9 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from chalicelib.observability import configure_logging
 from chalicelib.worker import service
+from chalicelib.worker.slots import WorkerStopping
+
+log = logging.getLogger(__name__)
 
 configure_logging()
 _local = threading.local()
@@ -36,8 +40,18 @@ def _processor() -> BatchProcessor:
 
 
 def record_handler(record: SQSRecord) -> None:
-    """Start one execution's action; raising (before it started) leaves the record for redelivery."""
-    service.handle_record(record.body, record.receipt_handle)
+    """Start one execution's action; raising (before it started) leaves the record for redelivery.
+
+    The batch processor keeps only the failure, not why: the reason is logged here.
+    """
+    try:
+        service.handle_record(record.body, record.receipt_handle)
+    except WorkerStopping:
+        raise  # expected while draining: the message was released for the next worker
+    except Exception:
+        log.exception("work record %s failed before its action started; it will be redelivered",
+                      record.message_id)
+        raise
 
 
 def poller_handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:

@@ -31,10 +31,11 @@ pytestmark = pytest.mark.integration
 ARN = "arn:aws:sqs:us-east-1:123456789012:attune-{queue}"
 FAIL_SH = 'echo "about to fail" >&2\nexit 1\n'
 # Writes its pid (exec: the pid is the sleeping process itself), then sleeps.
-PIDFILE_SLEEP_SH = """\
-pidfile=$(cat | jq -r .pidfile)
-echo $$ > "$pidfile"
-exec sleep 30
+# The action's process is found by a unique name (it runs in a PID namespace and cannot write
+# the test's files): `exec -a` names the sleep after the tag it was given.
+TAGGED_SLEEP_SH = """\
+tag=$(cat | jq -r .tag)
+exec -a "$tag" sleep 30
 """
 TOKEN_FACTS_PY = """\
 import hashlib
@@ -382,25 +383,27 @@ def test_cancel_of_a_scheduled_execution_is_final_and_its_work_message_runs_noth
     assert outbox_rows("work", execution_id) == []
 
 
-def _alive(pid: int) -> bool:
-    """Whether a process exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+def _tagged(tag: str) -> list[int]:
+    """Host pids of live (not zombie) processes whose command line carries `tag`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            alive = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+            if alive and tag.encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
 
 
-def test_cancel_of_a_running_execution_stops_the_action(worker_env: None, api: Any, tmp_path: Path) -> None:
+def test_cancel_of_a_running_execution_stops_the_action(worker_env: None, api: Any) -> None:
     # GIVEN a shell action sleeping 30 s, running under the long-lived poller's handler
     user = tenant(api)
-    ref = inline_action(user, "ops.sleeper", "shell", PIDFILE_SLEEP_SH, {"pidfile": {"type": "string"}})
-    pidfile = tmp_path / "action.pid"
-    execution_id = request(user, ref, {"pidfile": str(pidfile)})
+    ref = inline_action(user, "ops.sleeper", "shell", TAGGED_SLEEP_SH, {"tag": {"type": "string"}})
+    tag = f"attune-cancel-test-{uuid.uuid4().hex[:12]}"
+    execution_id = request(user, ref, {"tag": tag})
     assert deliver_work(work_record(execution_id), lambda_mode=False) == {"batchItemFailures": []}
-    pid = int(eventually(lambda: pidfile.read_text().strip() if pidfile.exists() else None,
-                         message="the action's pid"))
-    assert _alive(pid)
+    eventually(lambda: _tagged(tag), message="the action's process")
     eventually(lambda: execution(user, execution_id)["status"] == "running", message="running")
     # WHEN it is canceled over the API
     status, body = user.post(f"/api/v1/executions/{execution_id}/cancel")
@@ -410,7 +413,7 @@ def test_cancel_of_a_running_execution_stops_the_action(worker_env: None, api: A
     done = eventually(lambda: (found := execution(user, execution_id))["status"] == "canceled" and found,
                       timeout=10, message="the execution to be canceled")
     assert done["finished"] is not None
-    eventually(lambda: not _alive(pid), timeout=5, message="the action's process to be stopped")
+    eventually(lambda: not _tagged(tag), timeout=5, message="the action's process to be stopped")
     actions = audit_actions(execution_id)
     assert actions.index("execution.cancel_requested") < actions.index("execution.completed"), actions
 

@@ -13,12 +13,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import threading
 import time
 import tracemalloc
+import uuid
 import venv
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,8 @@ from urllib.parse import unquote
 import pytest
 
 from chalicelib.core.errors import ValidationFailed
-from chalicelib.runners import TRUNCATION_MARKER, RunRequest, RunResult, process, runner_for
+from chalicelib.runners import TRUNCATION_MARKER, RunRequest, RunResult, base, process, runner_for, sandbox
+from chalicelib.runners.sandbox import base_python
 
 SECRET = "secret123-do-not-leak"
 TOKEN = "exec-token-do-not-leak"
@@ -46,6 +48,38 @@ def _wait_for(predicate: Callable[[], bool], timeout: float = 10.0, what: str = 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.01)
+
+
+def _marked(tag: str) -> str:
+    """Shell that starts `sleep 300` in the background under a name seen from the host's /proc.
+
+    Inside the sandbox `$!` is a pid of the action's own PID namespace, which
+    names nothing (or something else) on the host; the name does not lie.
+    """
+    return f"(exec -a {tag} sleep 300) &\necho $!\n"
+
+
+def _gone(tag: str) -> bool:
+    """No process on the machine runs under `tag` (zombies count as gone)."""
+    for entry in Path("/proc").iterdir():
+        try:
+            if tag.encode() in (entry / "cmdline").read_bytes():
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                if state not in ("Z", "X"):
+                    return False
+        except OSError:
+            continue
+    return True
+
+
+def _tag() -> str:
+    return f"attune-test-leftover-{uuid.uuid4().hex[:12]}"
+
+
+def _pack(path: Path) -> Path:
+    """A pack dir an action's own uid can read, as the worker's pack cache leaves it (pytest's are 0700)."""
+    path.chmod(0o755)
+    return path
 
 
 def _not_running(pid: int) -> bool:
@@ -128,21 +162,35 @@ def test_t1_8_failing_action_exit_code_and_stderr(tmp_path: Path) -> None:
     )
     for runner_type in ("python3", "shell"):  # shell honours the #! line
         # WHEN it runs
-        result = _run(runner_type, entry_point="actions/fail.py", pack_dir=tmp_path)
+        result = _run(runner_type, entry_point="actions/fail.py", pack_dir=_pack(tmp_path))
         # THEN it failed with exit code 1, and stderr is kept
         assert result.status == "failed", (runner_type, result)
         assert result.exit_code == 1 and result.error == "exit code 1"
         assert "Starting action..." in result.stderr
 
 
-def test_pack_action_imports_its_sibling_modules_and_runs_in_the_pack(tmp_path: Path) -> None:
+def test_pack_action_imports_its_sibling_modules_and_runs_in_a_fresh_work_dir(tmp_path: Path) -> None:
     (tmp_path / "actions").mkdir()
     (tmp_path / "actions" / "helpers.py").write_text("def double(x):\n    return 2 * x\n")
     (tmp_path / "actions" / "main.py").write_text(
-        "import os\nfrom helpers import double\n\ndef run(x):\n    return {'x': double(x), 'cwd': os.getcwd()}\n"
+        "import os\nfrom helpers import double\n\n"
+        "def run(x):\n"
+        "    open('mine.txt', 'w').write('x')\n"
+        "    return {'x': double(x), 'cwd': os.getcwd(), 'home': os.environ['HOME'], 'file': __file__,\n"
+        "            'host_pack_seen': os.path.exists(" + repr(str(tmp_path)) + ")}\n"
     )
-    result = _run("python3", entry_point="actions/main.py", pack_dir=tmp_path, parameters={"x": 4})
-    assert result.output == {"x": 8, "cwd": str(tmp_path.resolve())}
+    result = _run("python3", entry_point="actions/main.py", pack_dir=_pack(tmp_path), parameters={"x": 4})
+    # THEN it imported its sibling, and its cwd (and HOME) is its own fresh work dir, not the read-only pack
+    assert result.status == "succeeded" and result.output is not None and result.output["x"] == 8, result
+    out = result.output
+    assert out["home"] == out["cwd"] and not out["cwd"].startswith(str(tmp_path))
+    assert not list(tmp_path.rglob("mine.txt"))
+    if sandbox.available():
+        # AND in the sandbox both sit at fixed neutral paths: nothing of the pack's host path exists inside
+        assert (out["cwd"], out["file"]) == ("/attune/work", "/attune/pack/actions/main.py"), out
+        assert out["host_pack_seen"] is False
+    else:
+        assert "attune-exec-42-" in out["cwd"] and not Path(out["cwd"]).exists()
 
 
 def test_t2_12_action_runs_under_the_given_interpreter(tmp_path: Path) -> None:
@@ -163,10 +211,26 @@ def test_missing_interpreter_is_a_failed_result_not_an_exception() -> None:
     assert result.error is not None and result.error.startswith("could not start the action")
 
 
-def test_inline_code_temp_dir_is_removed() -> None:
-    result = _run("python3", code="import os\ndef run():\n    return os.path.dirname(os.path.abspath(__file__))\n")
-    assert result.status == "succeeded"
-    assert "attune-exec-42-" in result.output and not Path(result.output).exists()
+def test_inline_code_temp_dir_is_removed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN the runner's work dirs recorded as they are made (inside the sandbox their host path is not visible)
+    made: list[Path] = []
+    real = base.work_dir
+
+    @contextmanager
+    def recording(execution_id: int, uid: int | None) -> Iterator[Path]:
+        with real(execution_id, uid) as path:
+            made.append(path)
+            yield path
+
+    monkeypatch.setattr(base, "work_dir", recording)
+    code = "import os\ndef run():\n    open('scratch', 'w').write('x')\n    return os.path.abspath(__file__)\n"
+    result = _run("python3", code=code)
+    # THEN the inline code ran from its work dir, which held its file and is gone afterwards
+    assert result.status == "succeeded", result
+    (host,) = made
+    assert "attune-exec-42-" in host.name and Path(result.output).name == "action.py"
+    assert result.output == ("/attune/work/action.py" if sandbox.available() else str(host / "action.py"))
+    assert not host.exists()
 
 
 def test_large_parameters_reach_the_action_and_unread_stdin_does_not_hang() -> None:
@@ -202,10 +266,11 @@ def test_killed_by_a_signal_names_it() -> None:
 def test_leftover_background_process_of_a_finished_action_is_killed() -> None:
     # GIVEN an action that exits while something it started would run for 5 minutes
     started = time.monotonic()
-    result = _run("shell", code="sleep 300 &\necho $!")
+    tag = _tag()
+    result = _run("shell", code=_marked(tag))
     # THEN the result comes back at once and the leftover is gone
     assert result.status == "succeeded" and time.monotonic() - started < 5
-    _wait_for(lambda: _not_running(int(result.stdout)), what="the background sleep to die")
+    _wait_for(lambda: _gone(tag), what="the background sleep to die")
 
 
 # --- timeout, cancel, reaping ---------------------------------------------------
@@ -215,7 +280,8 @@ def test_t2_9_timeout_kills_the_action_and_its_grandchildren() -> None:
     # GIVEN an action that starts a grandchild and sleeps, with a 1 s timeout
     pids: list[int] = []
     started = time.monotonic()
-    result = _run("shell", code="sleep 300 &\necho $!\nsleep 300", timeout_s=1, grace_s=2, on_started=pids.append)
+    tag = _tag()
+    result = _run("shell", code=_marked(tag) + "sleep 300", timeout_s=1, grace_s=2, on_started=pids.append)
     elapsed = time.monotonic() - started
     # THEN it failed as a timeout, by SIGTERM, well within timeout + grace
     assert result.status == "failed" and result.timed_out
@@ -224,47 +290,74 @@ def test_t2_9_timeout_kills_the_action_and_its_grandchildren() -> None:
     assert 1 <= elapsed < 1 + 2 + 1.5
     # AND the action is reaped and the grandchild is not running
     assert pids == [result.pid] and result.pid is not None and _reaped(result.pid)
-    grandchild = int(result.stdout)
-    _wait_for(lambda: _not_running(grandchild), what="the grandchild to die")
+    _wait_for(lambda: _gone(tag), what="the grandchild to die")
 
 
 def test_timeout_escalates_to_sigkill_when_sigterm_is_ignored() -> None:
-    code = "trap '' TERM\nsleep 300 &\necho $!\nsleep 300"
+    tag = _tag()
+    code = "trap '' TERM\n" + _marked(tag) + "sleep 300"
     started = time.monotonic()
     result = _run("shell", code=code, timeout_s=0.5, grace_s=0.5)
     assert result.timed_out and result.exit_code == -9
     assert result.error == "timed out after 0.5s (killed)"
     assert time.monotonic() - started < 0.5 + 0.5 + 1.5
     assert result.pid is not None and _reaped(result.pid)
-    _wait_for(lambda: _not_running(int(result.stdout)), what="the grandchild to die")
+    _wait_for(lambda: _gone(tag), what="the grandchild to die")
 
 
-def test_t3_23_cancel_sends_sigterm_runs_cleanup_and_keeps_partial_stdout(tmp_path: Path) -> None:
+class _Beacon(BaseHTTPRequestHandler):
+    """Counts GETs: how a sandboxed action says "I have started" (it can write nothing the test sees)."""
+
+    hits: list[str] = []
+
+    def do_GET(self) -> None:
+        type(self).hits.append(self.path)
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def beacon() -> Iterator[tuple[str, list[str]]]:
+    hits: list[str] = []
+    handler = type("Beacon", (_Beacon,), {"hits": hits})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", hits
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_t3_23_cancel_sends_sigterm_runs_cleanup_and_keeps_partial_stdout(beacon: tuple[str, list[str]]) -> None:
     # GIVEN a long action that cleans up on SIGTERM, running in a worker thread
+    url, hits = beacon
     code = (
-        "import pathlib, signal, sys, time\n"
-        "def on_term(*_):\n    print('cleanup ran')\n    sys.exit(143)\n"
+        "import signal, sys, time, urllib.request\n"
+        "def on_term(*_):\n    print('cleanup ran')\n    sys.exit(3)\n"
         "signal.signal(signal.SIGTERM, on_term)\n"
         "print('partial result')\n"
-        "pathlib.Path('started').write_text('yes')\n"
+        f"urllib.request.urlopen('{url}/started').close()\n"
         "time.sleep(60)\n"
     )
     cancel = threading.Event()
     results: list[RunResult] = []
-    worker = threading.Thread(
-        target=lambda: results.append(_run("python3", code=code, pack_dir=tmp_path, cancel=cancel, grace_s=5))
-    )
+    worker = threading.Thread(target=lambda: results.append(_run("python3", code=code, cancel=cancel, grace_s=5)))
     worker.start()
-    _wait_for((tmp_path / "started").exists, what="the action to start")
+    _wait_for(lambda: hits == ["/started"], what="the action to start")
     # WHEN the execution is canceled
     canceled_at = time.monotonic()
     cancel.set()
     worker.join(timeout=10)
-    # THEN it ends promptly as canceled, the cleanup ran, and what it printed is kept
+    # THEN it ends promptly as canceled, the cleanup ran (its own exit code), and what it printed is kept
     assert not worker.is_alive() and time.monotonic() - canceled_at < 3
     (result,) = results
     assert result.status == "canceled" and result.error == "canceled" and not result.timed_out
-    assert result.exit_code == 143
+    assert result.exit_code == 3
     assert "partial result" in result.stdout and "cleanup ran" in result.stdout
     assert result.pid is not None and _reaped(result.pid)
 
@@ -374,9 +467,8 @@ def test_t3_20_secrets_reach_the_action_on_stdin_only(monkeypatch: pytest.Monkey
     assert report["received"] == SECRET
     assert not report["env_has_secret"] and not report["cmdline_has_secret"]
     assert not report["env_has_token"] and not report["env_has_worker_settings"]
-    assert report["env_keys"] == sorted(
-        ["PATH", "HOME", "LANG", "PYTHONPATH", "PYTHONUNBUFFERED", "ATTUNE_EXECUTION_ID", "ATTUNE_CONTEXT_FD"]
-    )
+    expected = ["PATH", "HOME", "LANG", "PYTHONPATH", "PYTHONUNBUFFERED", "ATTUNE_EXECUTION_ID", "ATTUNE_CONTEXT_FD"]
+    assert sorted(set(report["env_keys"]) - {"PWD"}) == sorted(expected)  # bwrap's --chdir sets PWD
     ((environ, cmdline),) = seen_from_outside
     for blob in (environ, cmdline):
         assert SECRET.encode() not in blob and TOKEN.encode() not in blob and b"worker-db-password" not in blob
@@ -524,7 +616,7 @@ def test_sdk_surfaces_api_errors_and_missing_context(stub_api: str) -> None:
 
 
 def test_sdk_is_importable_from_a_shell_action(stub_api: str) -> None:
-    code = f"{sys.executable} -c 'import attune_action as aa; print(aa.context()[\"execution_id\"])'"
+    code = f"{base_python()} -c 'import attune_action as aa; print(aa.context()[\"execution_id\"])'"
     result = _run("shell", code=code, context={"api_url": stub_api, "token": TOKEN}, execution_id=5)
     assert result.status == "succeeded", result.stderr
     assert result.output == 5
@@ -538,10 +630,11 @@ def test_exit_is_noticed_by_polling_where_pidfd_is_missing(monkeypatch: pytest.M
     monkeypatch.setattr(process, "_pidfd", lambda pid: None)
     # THEN normal ends, timeouts and leftovers behave the same
     assert _run("shell", code='echo \'{"ok": 1}\'').output == {"ok": 1}
-    result = _run("shell", code="sleep 300 &\necho $!\nsleep 300", timeout_s=0.5, grace_s=1)
+    tag = _tag()
+    result = _run("shell", code=_marked(tag) + "sleep 300", timeout_s=0.5, grace_s=1)
     assert result.timed_out and result.exit_code == -15
     assert result.pid is not None and _reaped(result.pid)
-    _wait_for(lambda: _not_running(int(result.stdout)), what="the grandchild to die")
+    _wait_for(lambda: _gone(tag), what="the grandchild to die")
 
 
 def test_concurrent_runs_do_not_see_each_other() -> None:
@@ -566,3 +659,32 @@ def test_concurrent_runs_do_not_see_each_other() -> None:
         assert result.status == "succeeded", result
         assert result.output["i"] == i
         assert result.output["fds"] <= 6  # 0-2, the context pipe, the result channel, listdir's own
+
+
+# --- the sandbox's own filesystem ---------------------------------------------------------------
+
+
+@pytest.mark.skipif(not sandbox.available(), reason="bubblewrap cannot run here: actions run unconfined")
+def test_a_sandboxed_action_resolves_names_writes_its_tmp_and_sees_no_host_path(tmp_path: Path) -> None:
+    # GIVEN a pack under a recognisable host path
+    tmp_path.chmod(0o755)
+    pack = tmp_path / f"host-only-{uuid.uuid4().hex[:8]}"
+    pack.mkdir(mode=0o755)
+    (pack / "look.py").write_text(
+        "import os, socket\n"
+        "def run():\n"
+        "    open('/tmp/scratch', 'w').write('x')\n"
+        "    cmdlines = [open(f'/proc/{p}/cmdline', 'rb').read().decode(errors='replace')\n"
+        "                for p in os.listdir('/proc') if p.isdigit()]\n"
+        "    return {'addr': socket.getaddrinfo('localhost', 80)[0][4][0], 'users': open('/etc/passwd').read()[:5],\n"
+        "            'tmp': os.listdir('/tmp'), 'cmdlines': cmdlines, 'root': sorted(os.listdir('/attune'))}\n"
+    )
+    result = _run("python3", entry_point="look.py", pack_dir=pack)
+    assert result.status == "succeeded", result
+    out = result.output
+    # THEN /etc's few files are readable (DNS, users) and /tmp is its own and writable
+    assert out["addr"] in ("127.0.0.1", "::1") and out["users"] == "root:"
+    assert out["tmp"] == ["scratch"]
+    assert out["root"] == ["pack", "sdk", "work", "wrapper.py"]
+    # AND no command line in it names a host path of the pack or the work dir (bwrap reads them from a pipe)
+    assert out["cmdlines"] and not any(pack.name in c or "attune-exec-" in c for c in out["cmdlines"]), out

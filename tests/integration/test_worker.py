@@ -11,6 +11,7 @@ import json
 import threading
 import uuid
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,42 @@ entry_point: hello.sh
 parameters:
   name: {type: string, required: true}
 """
-APPEND_PY = "def run(file):\n    with open(file, 'a') as f:\n        f.write('ran\\n')\n    return {'ok': True}\n"
+# The side effect a sandboxed action can have that the test sees: one HTTP call per run (it cannot
+# write the test's files; the sandbox shares the network, so loopback is reachable).
+BEACON_PY = (
+    "import urllib.request\n"
+    "def run(url):\n"
+    "    urllib.request.urlopen(url, data=b'ran', timeout=10).close()\n"
+    "    return {'ok': True}\n"
+)
+
+
+class _Counter(BaseHTTPRequestHandler):
+    """Records each POST's path: one per run of the action that calls it."""
+
+    hits: list[str]
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        type(self).hits.append(self.path)
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def counter() -> Iterator[tuple[str, list[str]]]:
+    """A loopback HTTP server counting calls: (its URL, the paths called, in order)."""
+    hits: list[str] = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), type("Counter", (_Counter,), {"hits": hits}))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", hits
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 
@@ -153,12 +189,14 @@ def test_failing_action_records_exit_code_stderr_and_error(worker_env: None, api
     assert done["retry_count"] == 0
 
 
-def test_redelivered_message_runs_the_action_once(worker_env: None, api: Any, tmp_path: Path) -> None:
-    # GIVEN an action with a side effect (it appends a line to a file)
+def test_redelivered_message_runs_the_action_once(
+    worker_env: None, api: Any, counter: tuple[str, list[str]]
+) -> None:
+    # GIVEN an action with a side effect (one HTTP call to the test's server per run)
+    url, hits = counter
     user = tenant(api)
-    ref = inline_action(user, "append", "python3", APPEND_PY, file="string")
-    one, two = tmp_path / "one.txt", tmp_path / "two.txt"
-    first, second = request(user, ref, {"file": str(one)}), request(user, ref, {"file": str(two)})
+    ref = inline_action(user, "beacon", "python3", BEACON_PY, url="string")
+    first, second = request(user, ref, {"url": f"{url}/one"}), request(user, ref, {"url": f"{url}/two"})
     record_one, record_two = work_record(first), work_record(second)
     # WHEN the first message is delivered twice in a row (relay re-send, SQS at-least-once)
     deliver(record_one)
@@ -176,8 +214,7 @@ def test_redelivered_message_runs_the_action_once(worker_env: None, api: Any, tm
     for t in racers:
         t.join(30)
     # THEN each action ran exactly once, and each execution succeeded once
-    assert one.read_text() == "ran\n"
-    assert two.read_text() == "ran\n"
+    assert sorted(hits) == ["/one", "/two"], hits
     for execution_id in (first, second):
         assert execution(user, execution_id)["status"] == "succeeded"
         actions = [e["action"] for e in trail(user, execution_id)]
@@ -239,15 +276,15 @@ def test_audit_trail_names_the_user_the_executor_and_one_worker(worker_env: None
 
 
 def test_runner_not_built_yet_fails_at_once(worker_env: None, api: Any) -> None:
-    # GIVEN an execution of an http action (no http runner yet)
+    # GIVEN an execution of a node action (no node runner in this worker yet)
     user = tenant(api)
-    execution_id = request(user, "core.http", {"url": "http://example.invalid/"})
+    execution_id = request(user, inline_action(user, "js", "node", "module.exports = {}"))
     # WHEN the worker gets it
     assert deliver(work_record(execution_id)) == {"batchItemFailures": []}
     # THEN it failed without starting, with a clear error, and the worker keeps going
     done = execution(user, execution_id)
     assert done["status"] == "failed" and done["started"] is None
-    assert done["result"]["error"] == "runner 'http' is not available yet"
+    assert done["result"]["error"] == "runner 'node' is not available yet"
     assert outbox_ids() == []
 
 

