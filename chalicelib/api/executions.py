@@ -9,7 +9,7 @@ from chalice import Blueprint
 from chalicelib.api.context import Call, endpoint
 from chalicelib.api.params import choice_param, id_param, page, path_id
 from chalicelib.api.serialize import listing, pick
-from chalicelib.core.auth import Permission
+from chalicelib.core.auth import Permission, allowed
 from chalicelib.core.errors import NotFound
 from chalicelib.db.executions import EXECUTION_FIELDS, EXECUTIONS, STATUSES
 from chalicelib.executions.service import cancel_execution, run_action
@@ -66,6 +66,7 @@ def cancel(call: Call, execution_id: str) -> dict[str, Any]:
     """Cancel: `canceled` at once if nothing runs yet, else `canceling` until the worker stops it; 409 if final."""
     row = cancel_execution(
         call.cur, tenant_id=call.principal.tenant_id, execution_id=path_id(execution_id, "execution"),
-        actor=call.principal.actor, after_commit=call.after_commit,
+        actor=call.principal.actor, after_commit=call.after_commit, user_id=call.principal.user_id,
+        may_cancel_any=allowed(call.principal.role, Permission.WRITE),
     )
     return pick(row, EXECUTION_FIELDS)

@@ -106,6 +106,7 @@ WHERE e.id = %(id)s AND e.tenant_id = %(tenant_id)s
 IS_RUNNING = """
 SELECT 1 FROM attune.execution WHERE id = %(id)s AND tenant_id = %(tenant_id)s AND status = 'running'
 """
+CREATED_BY = "SELECT created_by FROM attune.execution WHERE id = %(id)s AND tenant_id = %(tenant_id)s"
 RETRY_COUNT = "SELECT retry_count FROM attune.execution WHERE id = %(id)s AND tenant_id = %(tenant_id)s"
 LOAD_STATUS = "SELECT id, status FROM attune.execution WHERE id = %(id)s AND tenant_id = %(tenant_id)s"
 # One statement beats for every execution this process runs; what comes back is
@@ -219,6 +220,13 @@ def retry(
     cur.execute(RETRY, {"id": execution_id, "tenant_id": tenant_id, "to": status.SCHEDULED, "sources": sources,
                         "exit_code": Jsonb(exit_code), "error": error, "delay": delay_s})
     return cur.fetchone()
+
+
+def created_by(cur: Cursor, tenant_id: int, execution_id: int) -> int | None:
+    """The user who requested the execution (None: a rule, a workflow, or no such execution)."""
+    cur.execute(CREATED_BY, {"id": execution_id, "tenant_id": tenant_id})
+    row = cur.fetchone()
+    return None if row is None or row["created_by"] is None else int(row["created_by"])
 
 
 def retry_count(cur: Cursor, tenant_id: int, execution_id: int) -> int:

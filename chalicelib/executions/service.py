@@ -11,7 +11,8 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from chalicelib.core.errors import NotFound, Unprocessable
+from chalicelib.core.errors import Forbidden, NotFound, Unprocessable
+from chalicelib.db import executions as db
 from chalicelib.db.actions import find_for_run
 from chalicelib.db.pool import Cursor
 from chalicelib.executions import lifecycle
@@ -50,9 +51,18 @@ def run_action(
 
 
 def cancel_execution(
-    cur: Cursor, *, tenant_id: int, execution_id: int, actor: str, after_commit: AfterCommit
+    cur: Cursor, *, tenant_id: int, execution_id: int, actor: str, after_commit: AfterCommit,
+    user_id: int | None = None, may_cancel_any: bool = True,
 ) -> dict[str, Any]:
-    """Cancel; the execution as it is now (`canceled`, or `canceling` until its worker has stopped the action)."""
+    """Cancel; the execution as it is now (`canceled`, or `canceling` until its worker has stopped the action).
+
+    Editors and admins cancel any of the tenant's executions; an executor only
+    those it requested itself (403 otherwise; 404 for another tenant's).
+    """
+    if not may_cancel_any and db.created_by(cur, tenant_id, execution_id) != user_id:
+        if db.load_status(cur, tenant_id, execution_id) is None:
+            raise NotFound(f"execution {execution_id} not found")
+        raise Forbidden("an executor may cancel only the executions it requested; editor or admin may cancel any")
     moved = lifecycle.cancel(cur, tenant_id, execution_id, actor=actor)
     after_commit.append(functools.partial(publish, moved.messages))
     return moved.row

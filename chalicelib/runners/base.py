@@ -50,6 +50,7 @@ class RunRequest:
     entry_point: str | None = None
     pack_dir: Path | None = None
     python: str | None = None
+    node_modules: Path | None = None  # the pack's, for node actions with a package.json
     timeout_s: float = 600
     max_output_bytes: int = 1024 * 1024
     context: dict[str, Any] = field(default_factory=dict)
@@ -185,7 +186,8 @@ def conclude(request: RunRequest, outcome: Outcome, *, output: Any = None, error
     exit_code = outcome.exit_code
     if outcome.canceled or outcome.timed_out:
         output = None
-    stopped = " (killed)" if outcome.killed else " (terminated)"
+    # Which signal stopped it: SIGTERM, or SIGKILL once the grace period ran out.
+    stopped = " (SIGKILL after the grace period)" if outcome.killed else " (SIGTERM)"
     if outcome.canceled:
         status, message = "canceled", "canceled"
     elif outcome.timed_out:

@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from pathlib import Path
 
@@ -74,7 +74,7 @@ def action_env(
 
 def _confined(
     command: list[str], sandbox: Sandbox | None, *, cwd: Path, env: dict[str, str], pack_dir: Path | None,
-    python: str | None, child_fds: list[int],
+    python: str | None, child_fds: list[int], mounts: Sequence[tuple[Path, Path]] = (),
 ) -> list[str]:
     """The argv to start; confined, bwrap reads its options from a pipe added to `child_fds`.
 
@@ -86,7 +86,7 @@ def _confined(
     if shutil.which(command[0], path=env.get("PATH")) is None:  # as Popen would say, not bwrap's exit 1
         raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), command[0])
     read_only = python_prefixes(python)
-    blob = encode(sandbox.options(work_dir=cwd, env=env, pack_dir=pack_dir, read_only=read_only))
+    blob = encode(sandbox.options(work_dir=cwd, env=env, pack_dir=pack_dir, read_only=read_only, mounts=mounts))
     if len(blob) > MAX_CONTEXT_BYTES:  # written before bwrap starts: it must fit in the pipe buffer
         raise ValueError(f"the sandbox's options are too long ({len(blob)} bytes)")
     args_r, args_w = os.pipe()
@@ -98,7 +98,8 @@ def _confined(
     finally:
         os.close(args_w)
     child_fds.append(args_r)
-    return sandbox.argv(command, work_dir=cwd, env=env, pack_dir=pack_dir, read_only=read_only, args_fd=args_r)
+    return sandbox.argv(command, work_dir=cwd, env=env, pack_dir=pack_dir, read_only=read_only, args_fd=args_r,
+                        mounts=mounts)
 
 
 def _context_pipe(request: RunRequest) -> int:
@@ -184,6 +185,8 @@ def run_process(
     sandbox: Sandbox | None = None,
     pack_dir: Path | None = None,
     python: str | None = None,
+    mounts: Sequence[tuple[Path, Path]] = (),
+    extra_env: Mapping[str, str] | None = None,
 ) -> Outcome:
     """Start the action, feed it its parameters, watch it to the end, and always reap it.
 
@@ -208,10 +211,11 @@ def run_process(
     child_fds = [fd for fd in (context_fd, chan_w) if fd is not None]
     confined = sandbox is not None
     env = action_env(request, context_fd, home=WORK_MOUNT if confined else cwd, sdk=SDK_MOUNT if confined else SDK_DIR)
+    env.update(extra_env or {})  # a runner's own (NODE_PATH), naming paths as the action sees them
     started = time.monotonic()
     try:
         command = _confined(list(argv(chan_w)), sandbox, cwd=cwd, env=env, pack_dir=pack_dir, python=python,
-                            child_fds=child_fds)
+                            child_fds=child_fds, mounts=mounts if confined else ())
         proc = subprocess.Popen(
             command,
             stdin=subprocess.PIPE,

@@ -8,12 +8,14 @@ from chalicelib.core.errors import ValidationFailed
 from chalicelib.runners.base import DEFAULT_GRACE_S, Runner
 from chalicelib.runners.container import ContainerRunner
 from chalicelib.runners.http import HttpRunner
+from chalicelib.runners.node import NodeRunner
 from chalicelib.runners.python3 import Python3Runner
 from chalicelib.runners.shell import ShellRunner
 
 RUNNERS: dict[str, Callable[..., Runner]] = {
     "container": ContainerRunner,
     "http": HttpRunner,
+    "node": NodeRunner,
     "python3": Python3Runner,
     "shell": ShellRunner,
 }

@@ -99,7 +99,10 @@ class Sandbox:
         """prlimit's resources: soft = hard, never above what the worker itself may use."""
         cpu = self.limits.cpu_seconds or self.timeout_s
         wanted = {
-            "as": (self.limits.memory_mb * MIB, resource.RLIMIT_AS),
+            # RLIMIT_DATA, not RLIMIT_AS: it counts what is really allocated (heap, private writable
+            # mappings), while V8 and Go reserve gigabytes of address space they never touch, so an
+            # address-space cap kills every node action (its WebAssembly) long before any memory is used.
+            "data": (self.limits.memory_mb * MIB, resource.RLIMIT_DATA),
             "nproc": (self.limits.processes, resource.RLIMIT_NPROC),
             "fsize": (self.limits.file_size_mb * MIB, resource.RLIMIT_FSIZE),
             "cpu": (max(1, math.ceil(cpu)), resource.RLIMIT_CPU),
@@ -112,7 +115,7 @@ class Sandbox:
 
     def argv(
         self, command: Sequence[str], *, work_dir: Path, env: dict[str, str], pack_dir: Path | None = None,
-        read_only: Sequence[Path] = (), args_fd: int | None = None,
+        read_only: Sequence[Path] = (), args_fd: int | None = None, mounts: Sequence[tuple[Path, Path]] = (),
     ) -> list[str]:
         """prlimit + bwrap + setpriv + `command`: run in WORK_MOUNT as the action's uid, with exactly `env`.
 
@@ -132,13 +135,14 @@ class Sandbox:
         if args_fd is not None:
             args += ["--args", str(args_fd)]
         else:
-            args += self.options(work_dir=work_dir, env=env, pack_dir=pack_dir, read_only=read_only)
+            args += self.options(work_dir=work_dir, env=env, pack_dir=pack_dir, read_only=read_only, mounts=mounts)
         drop = [_tool("setpriv"), f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups",
                 "--inh-caps=-all", "--bounding-set=-all", "--"]
         return [*args, "--", *drop, *command]
 
     def options(
         self, *, work_dir: Path, env: dict[str, str], pack_dir: Path | None = None, read_only: Sequence[Path] = (),
+        mounts: Sequence[tuple[Path, Path]] = (),
     ) -> list[str]:
         """bwrap's options: namespaces, the bare root and what is bound into it, the environment.
 
@@ -166,6 +170,8 @@ class Sandbox:
         args += ["--ro-bind", str(SDK_DIR), str(SDK_MOUNT), "--ro-bind", str(WRAPPER), str(WRAPPER_MOUNT)]
         if pack_dir is not None:
             args += ["--ro-bind", str(pack_dir), str(PACK_MOUNT)]
+        for host, mount in mounts:  # a runner's own read-only extras (node_modules, its wrapper) under MOUNT_ROOT
+            args += ["--ro-bind", str(host), str(mount)]
         args += ["--proc", "/proc", "--dev", "/dev"]
         args += ["--bind", str(work_dir), str(WORK_MOUNT), "--chdir", str(WORK_MOUNT)]
         args += ["--remount-ro", "/", "--clearenv"]

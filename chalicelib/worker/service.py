@@ -73,6 +73,7 @@ class Job:
     spec: ActionSpec | None = None
     secret_names: tuple[str, ...] = ()  # the parameters declared secret (the HTTP runner hides them)
     python: str | None = None  # the pack's virtualenv interpreter, when it has requirements
+    node_modules: Path | None = None  # the pack's, when it has a package.json
 
     @property
     def actor(self) -> str:
@@ -165,6 +166,12 @@ class Worker:
             except deps.DependencyError as exc:
                 return f"pack dependencies: {exc.message}"
             python = str(env / "bin" / "python") if env is not None else None
+        node_modules: Path | None = None
+        if pack_dir is not None and spec.runner_type == "node":
+            try:
+                node_modules = deps.node_modules(pack_dir, deps_owner(str(key)))
+            except deps.DependencyError as exc:
+                return f"pack dependencies: {exc.message}"
         jwt_signing_key()  # fetched (and cached) now, so an unreachable Secrets Manager retries the message
         secret = open_secrets(int(row["tenant_id"]), int(row["id"]), row["secret_parameters"])
         parameters = {**(row["parameters"] or {}), **secret}
@@ -181,6 +188,7 @@ class Worker:
             secrets=secrets,
             spec=replace(spec, secrets=secrets),
             python=python,
+            node_modules=node_modules,
             secret_names=tuple(secret_names(row["declared"] or {})),
         )
 
@@ -231,6 +239,7 @@ class Worker:
                 execution_id=job.execution_id, runner_type=job.runner_type, parameters=job.parameters,
                 code=job.code, entry_point=job.entry_point, pack_dir=job.pack_dir, timeout_s=job.timeout_s,
                 max_output_bytes=self.cfg.max_output_bytes, spec=job.spec, python=job.python,
+                node_modules=job.node_modules,
                 context={"api_url": self.cfg.api_url, "token": token,
                          "execution_id": job.execution_id, "tenant_id": job.tenant_id,
                          "secret_names": list(job.secret_names)},

@@ -285,7 +285,7 @@ def test_t2_9_timeout_kills_the_action_and_its_grandchildren() -> None:
     elapsed = time.monotonic() - started
     # THEN it failed as a timeout, by SIGTERM, well within timeout + grace
     assert result.status == "failed" and result.timed_out
-    assert result.error == "timed out after 1s (terminated)"
+    assert result.error == "timed out after 1s (SIGTERM)"
     assert result.exit_code == -15
     assert 1 <= elapsed < 1 + 2 + 1.5
     # AND the action is reaped and the grandchild is not running
@@ -299,7 +299,7 @@ def test_timeout_escalates_to_sigkill_when_sigterm_is_ignored() -> None:
     started = time.monotonic()
     result = _run("shell", code=code, timeout_s=0.5, grace_s=0.5)
     assert result.timed_out and result.exit_code == -9
-    assert result.error == "timed out after 0.5s (killed)"
+    assert result.error == "timed out after 0.5s (SIGKILL after the grace period)"
     assert time.monotonic() - started < 0.5 + 0.5 + 1.5
     assert result.pid is not None and _reaped(result.pid)
     _wait_for(lambda: _gone(tag), what="the grandchild to die")

@@ -275,16 +275,16 @@ def test_audit_trail_names_the_user_the_executor_and_one_worker(worker_env: None
     assert detail["status"] == "succeeded" and detail["exit_code"] == 0 and detail["duration_s"] >= 0
 
 
-def test_runner_not_built_yet_fails_at_once(worker_env: None, api: Any) -> None:
-    # GIVEN an execution of a node action (no node runner in this worker yet)
+def test_runner_kind_without_a_path_yet_fails_at_dispatch(worker_env: None, api: Any) -> None:
+    # GIVEN a workflow action (its Step Functions path is not built yet)
     user = tenant(api)
-    execution_id = request(user, inline_action(user, "js", "node", "module.exports = {}"))
-    # WHEN the worker gets it
-    assert deliver(work_record(execution_id)) == {"batchItemFailures": []}
-    # THEN it failed without starting, with a clear error, and the worker keeps going
-    done = execution(user, execution_id)
-    assert done["status"] == "failed" and done["started"] is None
-    assert done["result"]["error"] == "runner 'node' is not available yet"
+    status, body = user.post("/api/v1/actions", {"ref": "ops.flow", "runner_type": "workflow",
+                                                 "workflow": {"tasks": [{"name": "a", "action": "core.noop"}]}})
+    assert status == 201, body
+    # WHEN it is run THEN it failed at once, before any worker, with a clear error
+    status, done = user.post("/api/v1/executions", {"action_ref": "ops.flow", "parameters": {}})
+    assert status == 201 and done["status"] == "failed" and done["started"] is None, done
+    assert execution(user, done["id"])["result"]["error"] == "runner 'workflow' is not available yet"
     assert outbox_ids() == []
 
 

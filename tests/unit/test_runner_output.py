@@ -136,12 +136,12 @@ def test_timeout_wins_over_the_exit_code_and_drops_partial_output() -> None:
     result = conclude(REQUEST, _outcome(b"1", exit_code=-15, timed_out=True), output=1)
     assert (result.status, result.error, result.timed_out, result.output) == (
         "failed",
-        "timed out after 5s (terminated)",
+        "timed out after 5s (SIGTERM)",
         True,
         None,
     )
     killed = conclude(REQUEST, _outcome(exit_code=-9, timed_out=True, killed=True))
-    assert killed.error == "timed out after 5s (killed)"
+    assert killed.error == "timed out after 5s (SIGKILL after the grace period)"
 
 
 def test_cancel_wins_over_everything() -> None:

@@ -119,9 +119,9 @@ def test_the_environment_is_exactly_the_actions_own(monkeypatch: pytest.MonkeyPa
 def test_limits_namespaces_and_the_dropped_uid_are_on_the_command_line() -> None:
     argv = _sandbox(timeout_s=60).argv(["/bin/true"], work_dir=WORK, env={}, pack_dir=None, args_fd=3)
     limits = argv[1:argv.index("--")]
-    expected = {"as": 256 * sb.MIB, "nproc": 64, "fsize": 10 * sb.MIB, "cpu": 30}
+    expected = {"data": 256 * sb.MIB, "nproc": 64, "fsize": 10 * sb.MIB, "cpu": 30}
     for name, value in expected.items():
-        hard = resource.getrlimit(getattr(resource, f"RLIMIT_{name.upper()}" if name != "as" else "RLIMIT_AS"))[1]
+        hard = resource.getrlimit(getattr(resource, f"RLIMIT_{name.upper()}"))[1]
         want = value if hard == resource.RLIM_INFINITY else min(value, hard)
         assert f"--{name}={want}" in limits, limits
     # THEN it drops to the execution's own uid, with no capabilities, right before the command
