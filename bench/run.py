@@ -4,7 +4,7 @@ Set ATTUNE_BENCH_URL to measure a cloud that is already running (and
 ATTUNE_BENCH_AWS_ENDPOINT_URL to its AWS endpoint, for the pipeline's queue
 depth, with the credentials of the usual AWS_ACCESS_KEY_ID/_SECRET_ACCESS_KEY
 variables); ATTUNE_BENCH_ONLY=pipeline (comma-separated names) runs a subset.
-Benchmarks that need no cloud (`sandbox`) run without one: asked alone, no
+Benchmarks that need no cloud (`sandbox`, `runners`) run without one: asked alone, no
 cloud is started at all.
 """
 
@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import api_latency, pipeline, sandbox, timers
+from bench import api_latency, pipeline, runners, sandbox, timers
 from chalicelib.local.harness import running_cloud
 
 RESULTS = Path(__file__).parent / "results"
@@ -32,6 +32,7 @@ def _machine() -> dict[str, Any]:
 # Benchmarks that measure code straight, without a cloud.
 LOCAL: dict[str, Callable[[], dict[str, Any]]] = {
     "sandbox": sandbox.run,
+    "runners": runners.run,
 }
 
 
