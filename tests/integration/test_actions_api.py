@@ -40,7 +40,7 @@ def test_create_inline_code_action_and_read_it_by_id_and_ref(api: Any) -> None:
     assert set(action) == CONTRACT_FIELDS
     assert (action["ref"], action["pack"], action["name"], action["system"]) == ("ops.hello", "ops", "hello", False)
     assert action["retry"] == {"max_attempts": 2, "delay_seconds": 2.0, "backoff_multiplier": 2.0,
-                               "max_delay_seconds": 300.0}
+                               "max_delay_seconds": 300.0, "on": ["failure", "timeout"]}
     assert action["parameters"] == body["parameters"]
     by_id = user.get(f"/api/v1/actions/{action['id']}")[1]
     assert by_id["code"] == body["code"]

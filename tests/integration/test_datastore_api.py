@@ -402,7 +402,9 @@ def test_key_of_exactly_256_characters_is_accepted(api: Any) -> None:
 def test_values_jsonb_cannot_hold_are_400_for_plain_and_secret_alike(api: Any, raw: bytes) -> None:
     user = register(api)
     status, body = user.request("POST", BASE, raw=raw)
-    assert status == 400 and body["error"]["message"].startswith("value:")
+    message = body["error"]["message"]
+    # NaN/Infinity are refused as the body is read (not JSON at all); a NUL when the value is checked
+    assert status == 400 and (message.startswith("value:") or "is not valid JSON" in message), message
 
 
 # ------------------------------------------------- the service the worker calls --
