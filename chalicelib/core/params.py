@@ -46,6 +46,12 @@ def check(declared: Mapping[str, Any], given: Mapping[str, Any]) -> tuple[dict[s
 MASK = "********"
 
 
+@lru_cache(maxsize=512)
+def _secret_names(frozen: str) -> frozenset[str]:
+    """The declared secrets of one schema, parsed once: every request of an action asks again."""
+    return frozenset(secret_names(json.loads(frozen)))
+
+
 def split_secrets(declared: Mapping[str, Any], params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(what may be stored and shown, with each secret masked; the secret values alone).
 
@@ -53,7 +59,7 @@ def split_secrets(declared: Mapping[str, Any], params: Mapping[str, Any]) -> tup
     `parameters` column, the API, the audit log or a notification: only its
     sealed value is stored, and only the worker opens it.
     """
-    secret = set(secret_names(declared))
+    secret = _secret_names(json.dumps(declared, sort_keys=True, default=str))
     shown = {k: (MASK if k in secret else v) for k, v in params.items()}
     hidden = {k: v for k, v in params.items() if k in secret}
     return shown, hidden
