@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import api_latency, pipeline, runners, sandbox, timers
+from bench import api_latency, pipeline, runners, sandbox, soak, timers
 from chalicelib.local.harness import running_cloud
 
 RESULTS = Path(__file__).parent / "results"
@@ -36,14 +36,16 @@ LOCAL: dict[str, Callable[[], dict[str, Any]]] = {
 }
 
 
-def _run_cloud(url: str, aws: dict[str, str], only: set[str]) -> list[dict[str, Any]]:
+def _run_cloud(url: str, aws: dict[str, str], only: set[str], data_dir: Path | None = None) -> list[dict[str, Any]]:
     """The benchmarks of a running cloud; `aws` is boto3's endpoint_url and keys for its queues."""
     benchmarks: dict[str, Callable[[], dict[str, Any]]] = {
         "api_latency": lambda: api_latency.run(url),
         "pipeline": lambda: pipeline.run(url, aws.get("endpoint_url"), aws_keys=aws),
         "timers": lambda: timers.run(url),
+        "soak": lambda: soak.run(url, data_dir),
     }
-    return [bench() for name, bench in benchmarks.items() if not only or name in only]
+    # The soak (10,000 executions, minutes) runs only when asked for by name.
+    return [bench() for name, bench in benchmarks.items() if (not only and name != "soak") or name in only]
 
 
 def _given_aws() -> dict[str, str]:
@@ -67,7 +69,7 @@ def main() -> int:
         reports += _run_cloud(given, _given_aws(), only)
     elif needs_cloud:
         with running_cloud() as cloud:
-            reports += _run_cloud(cloud.url, cloud.boto3_kwargs(), only)
+            reports += _run_cloud(cloud.url, cloud.boto3_kwargs(), only, cloud.data_dir)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     for report in reports:
         report["machine"] = _machine()
