@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +23,7 @@ from chalicelib.executions import lifecycle, request_execution
 from chalicelib.executions.reaper import reap_once
 from chalicelib.local.sqs_poller import to_record
 from tests.helpers.api import ApiUser, register
+from tests.helpers.procs import tagged_processes as _tagged
 from tests.integration.conftest_aws import eventually
 
 pytestmark = pytest.mark.integration
@@ -381,19 +381,6 @@ def test_cancel_of_a_scheduled_execution_is_final_and_its_work_message_runs_noth
     assert done["status"] == "canceled" and done["started"] is None, done
     assert "execution.started" not in audit_actions(execution_id)
     assert outbox_rows("work", execution_id) == []
-
-
-def _tagged(tag: str) -> list[int]:
-    """Host pids of live (not zombie) processes whose command line carries `tag`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            alive = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-            if alive and tag.encode() in (entry / "cmdline").read_bytes():
-                found.append(int(entry.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return found
 
 
 def test_cancel_of_a_running_execution_stops_the_action(worker_env: None, api: Any) -> None:

@@ -26,6 +26,7 @@ import yaml
 
 from tests.e2e.client import Cloud, User
 from tests.e2e.flow import actions_of, audit_trail, get_execution, poll, register_pack, run_action, unique_ref
+from tests.helpers.procs import tagged_processes as _alive
 
 TIMEOUT_S = 5
 GRACE_S = float(os.environ.get("ATTUNE_ACTION_GRACE_SECONDS", "5"))
@@ -68,20 +69,6 @@ def _data_dir(cloud: Cloud) -> Path:
 
 def _worker_pid(cloud: Cloud) -> int:
     return int(json.loads((_data_dir(cloud) / "cloud.json").read_text())["roles"]["worker"])
-
-
-def _alive(tag: str) -> list[int]:
-    """Host pids of live (not zombie) processes whose command line carries `tag`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if tag.encode() in (entry / "cmdline").read_bytes():
-                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-                if state not in ("Z", "X"):
-                    found.append(int(entry.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return found
 
 
 def _zombie_children(pid: int) -> list[int]:

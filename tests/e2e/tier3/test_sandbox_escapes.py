@@ -26,6 +26,7 @@ import pytest
 
 from tests.e2e.client import Cloud, User
 from tests.e2e.flow import action_files, register_pack, run_action, unique_ref, wait_final
+from tests.helpers.procs import tagged_processes as _alive
 
 PROBE_PY = r'''
 import glob, json, os, urllib.request
@@ -283,19 +284,6 @@ def test_memory_and_fork_bombs_fail_only_the_action(cloud: Cloud) -> None:
     # AND the worker goes on running other executions
     echo = run_action(b, f"{ref}.echo", {})
     assert echo["status"] == "succeeded" and echo["result"]["output"] == {"alive": True}, echo
-
-
-def _alive(tag: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if tag.encode() in (entry / "cmdline").read_bytes():
-                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-                if state not in ("Z", "X"):
-                    found.append(int(entry.name))
-        except (OSError, ValueError):
-            continue
-    return found
 
 
 def _worker_pid(cloud: Cloud) -> int | None:

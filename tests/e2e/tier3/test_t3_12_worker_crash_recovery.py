@@ -33,6 +33,7 @@ from tests.e2e.flow import (
     unique_ref,
     wait_final,
 )
+from tests.helpers.procs import tagged_processes as _alive
 
 STALE_S = float(os.environ.get("ATTUNE_REAPER_STALE_SECONDS", "30"))
 HEARTBEAT_S = float(os.environ.get("ATTUNE_HEARTBEAT_SECONDS", "2"))
@@ -61,20 +62,6 @@ def _data_dir(cloud: Cloud) -> Path:
 def _worker_pid(cloud: Cloud) -> int | None:
     pid = json.loads((_data_dir(cloud) / "cloud.json").read_text())["roles"].get("worker")
     return int(pid) if pid else None
-
-
-def _alive(tag: str) -> list[int]:
-    """Host pids of live (not zombie) processes whose command line carries `tag`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if tag.encode() in (entry / "cmdline").read_bytes():
-                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-                if state not in ("Z", "X"):
-                    found.append(int(entry.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return found
 
 
 def _healthy(cloud: Cloud) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import uuid
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -30,6 +29,7 @@ from tests.e2e.flow import (
     unique_ref,
     wait_final,
 )
+from tests.helpers.procs import tagged_processes as _alive
 
 GRACE_S = float(os.environ.get("ATTUNE_ACTION_GRACE_SECONDS", "5"))
 HEARTBEAT_S = float(os.environ.get("ATTUNE_HEARTBEAT_SECONDS", "2"))
@@ -75,20 +75,6 @@ def _pack(user: User, tag: str) -> str:
              **_action("echo", "shell", ECHO_SH)}
     register_pack(user, ref, files)
     return ref
-
-
-def _alive(tag: str) -> list[int]:
-    """Host pids of live (not zombie) processes whose command line carries `tag`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if tag.encode() in (entry / "cmdline").read_bytes():
-                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-                if state not in ("Z", "X"):
-                    found.append(int(entry.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return found
 
 
 def _start(user: User, action_ref: str) -> int:
