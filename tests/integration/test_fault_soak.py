@@ -58,6 +58,7 @@ def test_every_accepted_webhook_runs_exactly_once_while_each_process_is_killed()
         assert http.post("/api/v1/rules", json=rule, headers=auth).status_code == 201
 
         accepted: list[str] = []
+        lost_answers: list[str] = []  # the API died before answering: the event may or may not be stored
         killed: dict[str, int] = {}
 
         def killer(started: float) -> None:
@@ -76,7 +77,7 @@ def test_every_accepted_webhook_runs_exactly_once_while_each_process_is_killed()
                 if sender.post(f"/api/v1/webhooks/{trigger['id']}", json={"n": str(n)}).status_code == 202:
                     accepted.append(str(n))
             except httpx.TransportError:
-                pass  # the API was down: the client saw it, so nothing was promised
+                lost_answers.append(str(n))  # down, or killed between commit and answer: nothing promised
         thread.join(30)
         assert set(killed) == {what for what, _ in KILLS}
         assert len(accepted) > EVENTS // 2, f"only {len(accepted)} of {EVENTS} webhooks were accepted"
@@ -88,7 +89,8 @@ def test_every_accepted_webhook_runs_exactly_once_while_each_process_is_killed()
                 page = http.get("/api/v1/executions", params={"limit": 1000}, headers=auth).json()
                 runs = page["items"]
                 done = [e for e in runs if e["status"] in FINAL]
-                if len(done) >= len(accepted) and len(done) == len(runs):
+                if len(done) >= len(accepted) and len(done) == len(runs) and \
+                        set(accepted) <= {e["parameters"]["message"] for e in runs}:
                     break
             except (httpx.TransportError, ValueError, KeyError):
                 runs, done = [], []
@@ -97,7 +99,9 @@ def test_every_accepted_webhook_runs_exactly_once_while_each_process_is_killed()
                                      f"({len(runs)} executions); log {cloud.log_path}")
             time.sleep(0.5)
         counts = Counter(e["parameters"]["message"] for e in runs)
-        assert set(counts) == set(accepted), "an accepted webhook ran no execution, or an unknown one ran"
+        # every accepted webhook ran; anything else that ran is one whose answer the API's death swallowed
+        assert set(accepted) <= set(counts), f"accepted but never ran: {sorted(set(accepted) - set(counts))}"
+        assert set(counts) <= set(accepted) | set(lost_answers), "an execution no webhook asked for"
         assert max(counts.values()) == 1, f"ran twice: {[m for m, c in counts.items() if c > 1]}"
         # AND those that failed are the few the worker was running when it was killed: failed by the
         # reaper ("worker lost"), never re-run (their action may have had side effects)
