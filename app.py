@@ -12,6 +12,7 @@ from chalicelib.api import (
     datastore,
     events,
     executions,
+    inquiries,
     packs,
     rules,
     system,
@@ -26,6 +27,7 @@ app.api.binary_types = []  # every body is JSON, packs travel as base64
 context.bind(app)
 app.register_middleware(context.contract_errors, "http")
 
-for module in (system, auth, packs, actions, triggers, webhooks, rules, events, executions, datastore, audit):
+for module in (system, auth, packs, actions, triggers, webhooks, rules, events, executions, inquiries,
+               datastore, audit):
     app.register_blueprint(module.bp)
 context.accept_any_content_type(app)  # curl -d labels JSON as a form; bodies are read as JSON

@@ -82,6 +82,7 @@ class Settings:
     deps_dir: str | None
     http_allow_hosts: frozenset[str]
     expected_roles: tuple[str, ...]
+    states_role_arn: str | None
 
     @property
     def resource_prefix(self) -> str:
@@ -122,6 +123,8 @@ def settings() -> Settings:
         pack_bucket=os.environ.get("ATTUNE_PACK_BUCKET") or None,
         # Set by `attune dev` for its roles: the roles /health waits for.
         expected_roles=tuple(r for r in os.environ.get("ATTUNE_EXPECTED_ROLES", "").split(",") if r),
+        # The role Step Functions assumes to run workflows (infra: WorkflowStatesRole).
+        states_role_arn=os.environ.get("ATTUNE_STATES_ROLE_ARN") or None,
     )
 
 
@@ -143,6 +146,7 @@ class WorkerSettings:
     action_grace_s: float = 5.0
     api_url: str = "http://127.0.0.1:18080"
     pack_cache_dir: Path = Path(".attune/pack-cache")
+    action_runner_function: str | None = None  # set on AWS: tenant code runs in this Lambda, not here
 
 
 @dataclass(frozen=True)
@@ -186,4 +190,5 @@ def worker_settings() -> WorkerSettings:
         action_grace_s=_float("ATTUNE_ACTION_GRACE_SECONDS", 5.0, minimum=0),
         api_url=(os.environ.get("ATTUNE_API_URL") or f"http://127.0.0.1:{settings().api_port}").rstrip("/"),
         pack_cache_dir=Path(os.environ.get("ATTUNE_PACK_CACHE_DIR") or _default_cache_dir()),
+        action_runner_function=os.environ.get("ATTUNE_ACTION_RUNNER_FUNCTION") or None,
     )

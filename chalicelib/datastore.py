@@ -13,6 +13,7 @@ Writes and deletes are audited (key, encryption flag, TTL — never the value).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -238,3 +239,41 @@ def purge_expired(cur: Cursor, tenant_id: int | None = None) -> int:
     if tenant_id is None:
         return sql.purge_expired_all(cur)
     return sql.purge_expired(cur, tenant_id)
+
+
+class DatastoreView(Mapping[str, Any]):
+    """`datastore` in templates (rule criteria and parameters, workflow inputs): read on first use, then cached.
+
+    Both spellings of a dotted key work: `{{ datastore['config.api_url'] }}`
+    and `{{ datastore.config.api_url }}` (when no key `config` exists but keys
+    under `config.` do, `datastore.config` is the view of that prefix). A
+    missing key is undefined, so it renders as null and is falsy in criteria.
+    """
+
+    def __init__(self, cur: Cursor, tenant_id: int, prefix: str = "", seen: dict[str, Any] | None = None) -> None:
+        self._cur = cur
+        self._tenant_id = tenant_id
+        self._prefix = prefix
+        self._seen: dict[str, Any] = {} if seen is None else seen
+
+    def __getitem__(self, key: str) -> Any:
+        full = f"{self._prefix}{key}"
+        if full not in self._seen:
+            try:
+                value = get_value(self._cur, self._tenant_id, full)
+            except ValidationFailed:  # not a key anyone could have stored
+                value = None
+            if value is None and sql.has_prefix(self._cur, self._tenant_id, f"{full}."):
+                value = DatastoreView(self._cur, self._tenant_id, f"{full}.", self._seen)
+            self._seen[full] = value
+        if self._seen[full] is None:
+            raise KeyError(key)
+        return self._seen[full]
+
+    def __iter__(self) -> Iterator[str]:
+        start = len(self._prefix)
+        return iter(k[start:] for k, v in self._seen.items() if v is not None and k.startswith(self._prefix)
+                    and not isinstance(v, DatastoreView))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)

@@ -24,15 +24,17 @@ from chalicelib.db import audit
 from chalicelib.db import packs as pack_rows
 from chalicelib.db.pool import Cursor
 from chalicelib.models.packs import ActionCreate, ActionFields, ActionPatch, ActionReplace
+from chalicelib.packs import check_workflow_actions
 
 bp = Blueprint(__name__)
 ACTION_FIELDS = (
     "id", "ref", "pack", "name", "description", "runner_type", "entry_point", "parameters", "timeout",
-    "retry", "http_config", "image", "workflow", "enabled", "system", "created", "updated",
+    "retry", "http_config", "image", "workflow", "with_items", "concurrency", "enabled", "system", "created",
+    "updated",
 )
 EDITABLE = (
     "description", "runner_type", "entry_point", "parameters", "code", "timeout", "retry",
-    "http_config", "image", "workflow", "enabled",
+    "http_config", "image", "workflow", "with_items", "concurrency", "enabled",
 )
 
 
@@ -83,6 +85,7 @@ def _save(call: Call, row: dict[str, Any], fields: ActionFields) -> dict[str, An
     updated = action_rows.update(call.cur, tenant_id, row["id"], fields)
     if updated is None:
         raise NotFound(f"action {row['id']} not found")
+    check_workflow_actions(call.cur, tenant_id, fields, where=f"action '{row['ref']}'")
     changed = [name for name in EDITABLE if row.get(name) != updated.get(name)]
     audit.record(
         call.cur, tenant_id=tenant_id, actor=call.principal.actor, action="action.updated",
@@ -105,6 +108,7 @@ def create_action(call: Call) -> dict[str, Any]:
     if action_rows.find(call.cur, tenant_id, body.ref) is not None:
         raise Conflict(f"action '{body.ref}' already exists; change it with PUT or PATCH /api/v1/actions/{{id}}")
     row = action_rows.insert(call.cur, tenant_id, pack["id"], ref=body.ref, name=name, fields=body)
+    check_workflow_actions(call.cur, tenant_id, body, where=f"action '{body.ref}'")
     audit.record(
         call.cur, tenant_id=tenant_id, actor=call.principal.actor, action="action.created",
         entity_type="action", entity_id=row["id"], detail={"ref": body.ref, "runner_type": body.runner_type},

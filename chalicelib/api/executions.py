@@ -10,19 +10,25 @@ from chalicelib.api.context import Call, endpoint
 from chalicelib.api.params import choice_param, id_param, page, path_id
 from chalicelib.api.serialize import listing, pick
 from chalicelib.core.auth import Permission, allowed
-from chalicelib.core.errors import NotFound
 from chalicelib.db.executions import EXECUTION_FIELDS, EXECUTIONS, STATUSES
-from chalicelib.executions.service import cancel_execution, run_action
+from chalicelib.executions.service import cancel_execution, describe_execution, run_action
 from chalicelib.models.executions import NewExecution
 
 bp = Blueprint(__name__)
+ORDERS = frozenset({"asc", "desc"})
 
 
 @bp.route("/api/v1/executions", methods=["GET"])
 @endpoint(Permission.READ)
 def list_executions(call: Call) -> dict[str, Any]:
-    """Newest first; filters `status`, `action_ref`, `parent_execution_id`, `enforcement_id`."""
+    """Newest first; filters `status`, `action_ref`, `parent_execution_id`, `enforcement_id`.
+
+    A workflow's children (`parent_execution_id`) come oldest first, in the
+    order its tasks ran, unless `order=desc` asks otherwise.
+    """
     window = page(call)
+    parent = id_param(call, "parent_execution_id")
+    order = choice_param(call, "order", ORDERS) or ("asc" if parent is not None else "desc")
     rows, total = EXECUTIONS.list(
         call.cur,
         call.principal.tenant_id,
@@ -31,9 +37,10 @@ def list_executions(call: Call) -> dict[str, Any]:
         where={
             "status": choice_param(call, "status", STATUSES),
             "action_ref": call.query("action_ref"),
-            "parent_execution_id": id_param(call, "parent_execution_id"),
+            "parent_execution_id": parent,
             "enforcement_id": id_param(call, "enforcement_id"),
         },
+        oldest_first=order == "asc",
     )
     return listing([pick(r, EXECUTION_FIELDS) for r in rows], total, window.limit, window.offset)
 
@@ -41,11 +48,10 @@ def list_executions(call: Call) -> dict[str, Any]:
 @bp.route("/api/v1/executions/{execution_id}", methods=["GET"])
 @endpoint(Permission.READ)
 def get_execution(call: Call, execution_id: str) -> dict[str, Any]:
-    """One execution with its result."""
-    row = EXECUTIONS.get(call.cur, call.principal.tenant_id, path_id(execution_id, "execution"))
-    if row is None:
-        raise NotFound(f"execution {execution_id} not found")
-    return pick(row, EXECUTION_FIELDS)
+    """One execution with its result (and, for a workflow, its tasks' states)."""
+    row = describe_execution(call.cur, tenant_id=call.principal.tenant_id,
+                             execution_id=path_id(execution_id, "execution"))
+    return pick(row, row.keys())
 
 
 @bp.route("/api/v1/executions", methods=["POST"])

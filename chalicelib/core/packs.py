@@ -25,6 +25,7 @@ from pydantic import TypeAdapter, ValidationError
 from chalicelib.core.errors import ValidationFailed
 from chalicelib.core.pack_archive import MANIFEST_NAMES, Files, clean_path
 from chalicelib.core.runners import SCRIPT_RUNNERS
+from chalicelib.core.templating import check_tree
 from chalicelib.models.packs import (
     ACTION_NAME_PATTERN,
     ActionFields,
@@ -216,6 +217,22 @@ def check_action(fields: ActionFields, pack_files: Collection[str], *, where: st
             raise ValidationFailed(f"{where}: runner '{runner}' needs {what}")
         if runner != other and given:
             raise ValidationFailed(f"{where}: {field} is only used by the '{other}' runner, not '{runner}'")
+    _check_iteration(fields, where)
+
+
+def _check_iteration(fields: ActionFields, where: str) -> None:
+    """A workflow definition and the action-level with_items, checked at registration (400 naming the task)."""
+    if fields.workflow is not None:
+        from chalicelib.core.workflow import parse_workflow  # here: the workflow model reads core.packs
+
+        parse_workflow(fields.workflow, where=f"{where}: workflow")
+    if fields.with_items is not None:
+        if fields.runner_type not in SCRIPT_RUNNERS | {"http", "container"}:
+            raise ValidationFailed(f"{where}: with_items runs an action's own code once per item; "
+                                   f"runner '{fields.runner_type}' has none (use a workflow task's with_items)")
+        check_tree(fields.with_items, f"{where}: with_items")
+    elif fields.concurrency is not None:
+        raise ValidationFailed(f"{where}: concurrency limits with_items; this action has no with_items")
 
 
 def _runner_hint(data: Mapping[str, Any]) -> str:

@@ -32,7 +32,7 @@ ALL = FINAL | ACTIVE
 ENFORCEMENT = frozenset({"created", SCHEDULED}) | FINAL
 
 TRANSITIONS: dict[str, frozenset[str]] = {
-    REQUESTED: frozenset({SCHEDULED, FAILED, CANCELED}),
+    REQUESTED: frozenset({SCHEDULED, RUNNING, PAUSED, FAILED, CANCELED}),
     SCHEDULED: frozenset({RUNNING, FAILED, CANCELING, CANCELED}),
     RUNNING: frozenset({SCHEDULED, SUCCEEDED, SUCCEEDED_WITH_ERRORS, FAILED, PAUSED, CANCELING, CANCELED}),
     PAUSED: frozenset({RUNNING, SUCCEEDED, SUCCEEDED_WITH_ERRORS, FAILED, CANCELING, CANCELED}),
@@ -66,6 +66,13 @@ class Move:
 MOVES: dict[str, Move] = {
     # requested -> scheduled: handed to the path its runner kind takes (the work queue).
     "dispatch": Move("dispatch", frozenset({REQUESTED}), frozenset({SCHEDULED})),
+    # requested -> running: a workflow, whose state machine (not a worker) runs it.
+    "start": Move("start", frozenset({REQUESTED}), frozenset({RUNNING})),
+    # requested -> paused: an inquiry, waiting for a human from the start.
+    "ask": Move("ask", frozenset({REQUESTED}), frozenset({PAUSED})),
+    # running <-> paused: a workflow while one of its inquiries waits, and once none does.
+    "pause": Move("pause", frozenset({RUNNING}), frozenset({PAUSED})),
+    "resume": Move("resume", frozenset({PAUSED}), frozenset({RUNNING})),
     # requested -> failed: refused before dispatch (parameters, template, no path for the runner).
     "reject": Move("reject", frozenset({REQUESTED}), frozenset({FAILED})),
     # scheduled -> running: a worker took it; only one claim can win.
@@ -88,9 +95,14 @@ def can_move(current: str, to: str) -> bool:
     return to in TRANSITIONS.get(current, frozenset())
 
 
-def cancel_target(current: str) -> str:
-    """Where a cancel takes an execution: straight to `canceled` unless something is running that must stop."""
-    return CANCELING if current in (RUNNING, PAUSED) else CANCELED
+def cancel_target(current: str, *, stoppable: bool = True) -> str:
+    """Where a cancel takes an execution: straight to `canceled` unless something is running that must stop.
+
+    `stoppable`: something (a worker's process, a workflow's state machine)
+    runs it and must be stopped first; an inquiry waiting for a human has
+    nothing to stop and is canceled at once.
+    """
+    return CANCELING if stoppable and current in (RUNNING, PAUSED) else CANCELED
 
 
 def require_move(move: str, current: str, to: str) -> None:

@@ -6,19 +6,38 @@ failed enforcement later.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import TemplateSyntaxError, Undefined
+from jinja2 import ChainableUndefined, TemplateSyntaxError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from chalicelib.core.errors import ValidationFailed
 
 
+class _DataFirstEnvironment(ImmutableSandboxedEnvironment):
+    """Dots read data first: `{{ parameters.items }}` is the parameter `items`, not `dict.items`.
+
+    Jinja resolves `a.b` as an attribute before a key, so every key that is
+    also a dict method name (items, keys, values, get, pop, update...) would
+    render as a bound method. Our templates walk JSON documents, where the
+    key is always what is meant; methods stay reachable when no key has the name.
+    """
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, Mapping):
+            try:
+                return obj[attribute]
+            except (KeyError, TypeError):
+                pass
+        return super().getattr(obj, attribute)
+
+
 @lru_cache(maxsize=1)
 def environment() -> ImmutableSandboxedEnvironment:
-    """The one sandboxed environment: no attribute mutation, no unsafe calls."""
-    return ImmutableSandboxedEnvironment(undefined=Undefined, autoescape=False)
+    """The one sandboxed environment: no attribute mutation, no unsafe calls, data before methods."""
+    return _DataFirstEnvironment(undefined=ChainableUndefined, autoescape=False)
 
 
 def check_syntax(source: str, where: str) -> None:

@@ -15,11 +15,12 @@ from chalicelib.core.jsondoc import as_id, ascii_digits
 from chalicelib.core.packs import ActionDef, dump_parameters
 from chalicelib.db.crud import Table
 from chalicelib.db.pool import Cursor
-from chalicelib.models.packs import ActionFields
+from chalicelib.models.packs import ActionFields, concurrency_limit
 
 ACTION_COLUMNS = (
     "id", "tenant_id", "pack_id", "ref", "name", "description", "runner_type", "entry_point",
-    "parameters", "timeout", "retry", "http_config", "image", "workflow", "enabled", "created", "updated",
+    "parameters", "timeout", "retry", "http_config", "image", "workflow", "with_items", "concurrency", "enabled",
+    "created", "updated",
 )
 # Lists leave `code` out: it can be up to 1 MiB per action.
 ACTIONS = Table("action", ACTION_COLUMNS, frozenset({"pack_id", "runner_type", "enabled"}), shares_system_rows=True)
@@ -27,39 +28,46 @@ ACTIONS_WITH_CODE = Table("action", (*ACTION_COLUMNS, "code"), shares_system_row
 
 _RETURNING = """
 RETURNING id, tenant_id, pack_id, ref, name, description, runner_type, entry_point, parameters,
-          timeout, retry, http_config, image, workflow, enabled, created, updated, code
+          timeout, retry, http_config, image, workflow, with_items, concurrency, enabled, created, updated, code
 """
 INSERT_ACTION = """
 INSERT INTO attune.action (tenant_id, pack_id, ref, name, description, runner_type, entry_point,
-                           parameters, code, timeout, retry, http_config, image, workflow, enabled)
+                           parameters, code, timeout, retry, http_config, image, workflow, with_items,
+                           concurrency, enabled)
 VALUES (%(tenant_id)s, %(pack_id)s, %(ref)s, %(name)s, %(description)s, %(runner_type)s, %(entry_point)s,
-        %(parameters)s, %(code)s, %(timeout)s, %(retry)s, %(http_config)s, %(image)s, %(workflow)s, %(enabled)s)
+        %(parameters)s, %(code)s, %(timeout)s, %(retry)s, %(http_config)s, %(image)s, %(workflow)s,
+        %(with_items)s, %(concurrency)s, %(enabled)s)
 """ + _RETURNING
 UPDATE_ACTION = """
 UPDATE attune.action
 SET description = %(description)s, runner_type = %(runner_type)s, entry_point = %(entry_point)s,
     parameters = %(parameters)s, code = %(code)s, timeout = %(timeout)s, retry = %(retry)s,
-    http_config = %(http_config)s, image = %(image)s, workflow = %(workflow)s, enabled = %(enabled)s
+    http_config = %(http_config)s, image = %(image)s, workflow = %(workflow)s, with_items = %(with_items)s,
+    concurrency = %(concurrency)s, enabled = %(enabled)s
 WHERE id = %(id)s AND tenant_id = %(tenant_id)s
 """ + _RETURNING
 # Unchanged actions are not rewritten, so `updated` keeps meaning "changed".
 UPSERT_ACTION = """
 INSERT INTO attune.action AS a (tenant_id, pack_id, ref, name, description, runner_type, entry_point,
-                                parameters, code, timeout, retry, http_config, image, workflow, enabled)
+                                parameters, code, timeout, retry, http_config, image, workflow, with_items,
+                           concurrency, enabled)
 VALUES (%(tenant_id)s, %(pack_id)s, %(ref)s, %(name)s, %(description)s, %(runner_type)s, %(entry_point)s,
-        %(parameters)s, %(code)s, %(timeout)s, %(retry)s, %(http_config)s, %(image)s, %(workflow)s, %(enabled)s)
+        %(parameters)s, %(code)s, %(timeout)s, %(retry)s, %(http_config)s, %(image)s, %(workflow)s,
+        %(with_items)s, %(concurrency)s, %(enabled)s)
 ON CONFLICT ((coalesce(tenant_id, 0)), ref) DO UPDATE
 SET pack_id = EXCLUDED.pack_id, name = EXCLUDED.name, description = EXCLUDED.description,
     runner_type = EXCLUDED.runner_type, entry_point = EXCLUDED.entry_point,
     parameters = EXCLUDED.parameters, code = EXCLUDED.code, timeout = EXCLUDED.timeout,
     retry = EXCLUDED.retry, http_config = EXCLUDED.http_config, image = EXCLUDED.image,
-    workflow = EXCLUDED.workflow, enabled = EXCLUDED.enabled
+    workflow = EXCLUDED.workflow, with_items = EXCLUDED.with_items, concurrency = EXCLUDED.concurrency,
+    enabled = EXCLUDED.enabled
 WHERE (a.pack_id, a.name, a.description, a.runner_type, a.entry_point, a.parameters, a.code,
-       a.timeout, a.retry, a.http_config, a.image, a.workflow, a.enabled)
+       a.timeout, a.retry, a.http_config, a.image, a.workflow, a.with_items, a.concurrency, a.enabled)
       IS DISTINCT FROM
       (EXCLUDED.pack_id, EXCLUDED.name, EXCLUDED.description, EXCLUDED.runner_type,
        EXCLUDED.entry_point, EXCLUDED.parameters, EXCLUDED.code, EXCLUDED.timeout, EXCLUDED.retry,
-       EXCLUDED.http_config, EXCLUDED.image, EXCLUDED.workflow, EXCLUDED.enabled)
+       EXCLUDED.http_config, EXCLUDED.image, EXCLUDED.workflow, EXCLUDED.with_items, EXCLUDED.concurrency,
+       EXCLUDED.enabled)
 RETURNING ref, (xmax = 0) AS inserted
 """
 DELETE_PACK_ACTIONS_BY_NAME = """
@@ -77,7 +85,7 @@ ORDER BY ref
 # change the code under it.
 FIND_FOR_RUN = """
 SELECT a.id, a.tenant_id, a.ref, a.name, a.runner_type, a.entry_point, a.parameters, a.code, a.timeout,
-       a.retry, a.http_config, a.image, a.workflow, a.enabled,
+       a.retry, a.http_config, a.image, a.workflow, a.with_items, a.concurrency, a.enabled,
        p.id AS pack_id, p.ref AS pack_ref, p.version AS pack_version, p.storage_key AS pack_storage_key
 FROM attune.action a JOIN attune.pack p ON p.id = a.pack_id
 WHERE a.ref = %(ref)s AND (a.tenant_id = %(tenant_id)s OR a.tenant_id IS NULL)
@@ -93,6 +101,15 @@ def find(cur: Cursor, tenant_id: int, key: str, *, with_code: bool = False) -> d
         action_id = as_id(key)
         return table.get(cur, tenant_id, action_id) if action_id is not None else None
     return table.get_by(cur, tenant_id, "ref", key)
+
+
+FIND_SYSTEM = "SELECT id, ref FROM attune.action WHERE ref = %(ref)s AND tenant_id IS NULL"
+
+
+def find_system(cur: Cursor, ref: str) -> dict[str, Any] | None:
+    """A system action by ref (what a system pack's workflow may name)."""
+    cur.execute(FIND_SYSTEM, {"ref": ref})
+    return cur.fetchone()
 
 
 def find_for_run(cur: Cursor, tenant_id: int, ref: str) -> dict[str, Any] | None:
@@ -116,6 +133,8 @@ def _columns(fields: ActionFields) -> dict[str, Any]:
         "http_config": json_or_none(fields.http_config.model_dump(mode="json") if fields.http_config else None),
         "image": fields.image,
         "workflow": json_or_none(fields.workflow),
+        "with_items": json_or_none(fields.with_items),
+        "concurrency": concurrency_limit(fields.concurrency),
         "enabled": fields.enabled,
     }
 

@@ -75,8 +75,9 @@ class Table:
         limit: int,
         offset: int,
         where: dict[str, Any] | None = None,
+        oldest_first: bool = False,
     ) -> tuple[list[dict[str, Any]], int]:
-        """A page, newest first, and the total matching; `where` keys must be declared filters."""
+        """A page, newest first (or oldest first), and the total matching; `where` keys must be declared filters."""
         where = {k: v for k, v in (where or {}).items() if v is not None}
         unknown = set(where) - self.filters
         if unknown:
@@ -86,8 +87,9 @@ class Table:
         params.update({f"f_{k}": v for k, v in where.items()})
         condition = sql.SQL(" AND ").join(conds)
         page_query = sql.SQL(
-            "SELECT {cols} FROM {table} WHERE {cond} ORDER BY id DESC LIMIT %(limit)s OFFSET %(offset)s"
-        ).format(cols=self._cols(), table=self._ident(), cond=condition)
+            "SELECT {cols} FROM {table} WHERE {cond} ORDER BY id {order} LIMIT %(limit)s OFFSET %(offset)s"
+        ).format(cols=self._cols(), table=self._ident(), cond=condition,
+                 order=sql.SQL("ASC" if oldest_first else "DESC"))
         count_query = sql.SQL("SELECT count(*) AS n FROM {table} WHERE {cond}").format(
             table=self._ident(), cond=condition
         )

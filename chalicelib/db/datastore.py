@@ -51,6 +51,11 @@ WHERE tenant_id = %(tenant_id)s
 ORDER BY id DESC
 LIMIT %(limit)s OFFSET %(offset)s
 """
+HAS_PREFIX = """
+SELECT EXISTS (SELECT 1 FROM attune.datastore_item
+               WHERE tenant_id = %(tenant_id)s AND starts_with(key, %(prefix)s::text)
+                 AND (expires_at IS NULL OR expires_at > now())) AS found
+"""
 COUNT_ITEMS = """
 SELECT count(*) AS n
 FROM attune.datastore_item
@@ -126,6 +131,13 @@ def get(cur: Cursor, tenant_id: int, key: str) -> dict[str, Any] | None:
     """The live row of `key`, sealed bytes included, or None."""
     cur.execute(GET_ITEM, {"tenant_id": tenant_id, "key": key})
     return cur.fetchone()
+
+
+def has_prefix(cur: Cursor, tenant_id: int, prefix: str) -> bool:
+    """Whether any live key starts with `prefix` (`config.` for `{{ datastore.config.api_url }}`)."""
+    cur.execute(HAS_PREFIX, {"tenant_id": tenant_id, "prefix": prefix})
+    row = cur.fetchone()
+    return bool(row and row["found"])
 
 
 def list_page(

@@ -29,6 +29,8 @@ EXECUTION_FIELDS = (
     "enforcement_id",
     "retry_count",
     "attempts",
+    "task_name",
+    "item_index",
     "created",
     "updated",
     "started",
@@ -41,6 +43,8 @@ EXECUTIONS = Table(
     EXECUTION_FIELDS,
     frozenset({"status", "action_ref", "parent_execution_id", "enforcement_id"}),
 )
+# One execution with the workflow it runs (lists leave that out).
+EXECUTIONS_WITH_WORKFLOW = Table("execution", (*EXECUTION_FIELDS, "workflow"))
 
 # What every move returns: enough for its audit entry, its notification, the
 # enforcement it follows and the callback it owes; `listened` says whether any
@@ -48,15 +52,18 @@ EXECUTIONS = Table(
 _RETURNED = """
 RETURNING e.id, e.tenant_id, e.action_ref, e.status, e.parameters, e.result, e.parent_execution_id,
           e.enforcement_id, e.retry_count, e.attempts, e.attempt, e.worker_id, e.task_token, e.created,
-          e.updated, e.started, e.finished,
+          e.updated, e.started, e.finished, e.task_name, e.item_index, e.workflow IS NOT NULL AS is_workflow,
           EXISTS (SELECT 1 FROM attune.ws_connection c WHERE c.tenant_id = e.tenant_id) AS listened
 """
 
 INSERT_EXECUTION = """
 INSERT INTO attune.execution AS e (tenant_id, action_ref, action_id, status, parameters, created_by,
-                              parent_execution_id, enforcement_id, pack_storage_key, task_token)
+                              parent_execution_id, enforcement_id, pack_storage_key, task_token,
+                              workflow, task_name, item_index)
 VALUES (%(tenant_id)s, %(action_ref)s, %(action_id)s, 'requested', %(parameters)s, %(created_by)s,
-        %(parent_execution_id)s, %(enforcement_id)s, %(pack_storage_key)s, %(task_token)s)
+        %(parent_execution_id)s, %(enforcement_id)s, %(pack_storage_key)s, %(task_token)s,
+        %(workflow)s, %(task_name)s, %(item_index)s)
+ON CONFLICT (task_token) WHERE task_token IS NOT NULL DO NOTHING
 """ + _RETURNED
 STORE_SEALED_PARAMETERS = """
 UPDATE attune.execution SET secret_parameters = %(sealed)s WHERE id = %(id)s AND tenant_id = %(tenant_id)s
@@ -74,6 +81,12 @@ SET status = %(to)s,
                         'attempt', e.attempt, 'started', e.started, 'finished', clock_timestamp(),
                         'exit_code', %(result)s::jsonb -> 'exit_code', 'error', %(result)s::jsonb -> 'error'))
                     ELSE e.attempts END
+WHERE e.id = %(id)s AND e.tenant_id = %(tenant_id)s AND e.status = ANY(%(sources)s)
+""" + _RETURNED
+# A workflow starts without a worker: its state machine runs it (never reaped: no worker_id).
+START = """
+UPDATE attune.execution e
+SET status = %(to)s, started = clock_timestamp()
 WHERE e.id = %(id)s AND e.tenant_id = %(tenant_id)s AND e.status = ANY(%(sources)s)
 """ + _RETURNED
 # A claim also takes the worker's name, starts the clock and the heartbeat.
@@ -103,12 +116,17 @@ LEFT JOIN attune.action a
        ON a.id = e.action_id AND (a.tenant_id = e.tenant_id OR a.tenant_id IS NULL)
 WHERE e.id = %(id)s AND e.tenant_id = %(tenant_id)s
 """
+OUTCOME = "SELECT result, task_name FROM attune.execution WHERE id = %(id)s AND tenant_id = %(tenant_id)s"
 IS_RUNNING = """
 SELECT 1 FROM attune.execution WHERE id = %(id)s AND tenant_id = %(tenant_id)s AND status = 'running'
 """
 CREATED_BY = "SELECT created_by FROM attune.execution WHERE id = %(id)s AND tenant_id = %(tenant_id)s"
 RETRY_COUNT = "SELECT retry_count FROM attune.execution WHERE id = %(id)s AND tenant_id = %(tenant_id)s"
-LOAD_STATUS = "SELECT id, status FROM attune.execution WHERE id = %(id)s AND tenant_id = %(tenant_id)s"
+# With what a cancel must know: whether something runs it that must be stopped first.
+LOAD_STATUS = """
+SELECT id, status, worker_id, workflow IS NOT NULL AS is_workflow
+FROM attune.execution WHERE id = %(id)s AND tenant_id = %(tenant_id)s
+"""
 # One statement beats for every execution this process runs; what comes back is
 # still ours to run (`canceling` asks the action to stop), what does not was
 # finished by someone else (reaper, cancel).
@@ -147,8 +165,15 @@ def insert_execution(
     enforcement_id: int | None = None,
     pack_storage_key: str | None = None,
     task_token: str | None = None,
-) -> dict[str, Any]:
-    """A new execution in status `requested`, pinned to the pack version current now."""
+    workflow: dict[str, Any] | None = None,
+    task_name: str | None = None,
+    item_index: int | None = None,
+) -> dict[str, Any] | None:
+    """A new execution in status `requested`, pinned to the pack version current now.
+
+    None when an execution with this task token exists already: a workflow's
+    task message delivered twice creates its child once.
+    """
     cur.execute(
         INSERT_EXECUTION,
         {
@@ -161,11 +186,12 @@ def insert_execution(
             "enforcement_id": enforcement_id,
             "pack_storage_key": pack_storage_key,
             "task_token": task_token,
+            "workflow": None if workflow is None else Jsonb(workflow),
+            "task_name": task_name,
+            "item_index": item_index,
         },
     )
-    row = cur.fetchone()
-    assert row is not None
-    return row
+    return cur.fetchone()
 
 
 def set_secret_parameters(cur: Cursor, tenant_id: int, execution_id: int, sealed: bytes) -> None:
@@ -198,6 +224,12 @@ def move(
             "attempts": 1 if count_attempt else 0,
         },
     )
+    return cur.fetchone()
+
+
+def start(cur: Cursor, tenant_id: int, execution_id: int, *, sources: list[str]) -> dict[str, Any] | None:
+    """Move a workflow to running and start its clock; None when it was no longer requested."""
+    cur.execute(START, {"id": execution_id, "tenant_id": tenant_id, "to": status.RUNNING, "sources": sources})
     return cur.fetchone()
 
 
@@ -242,6 +274,12 @@ def load_for_run(cur: Cursor, tenant_id: int, execution_id: int) -> dict[str, An
     return cur.fetchone()
 
 
+def outcome(cur: Cursor, tenant_id: int, execution_id: int) -> dict[str, Any] | None:
+    """An execution's result and, for a workflow's child, its task name."""
+    cur.execute(OUTCOME, {"id": execution_id, "tenant_id": tenant_id})
+    return cur.fetchone()
+
+
 def is_running(cur: Cursor, tenant_id: int, execution_id: int) -> bool:
     """Whether the execution is running now: an action's token is honoured only then."""
     cur.execute(IS_RUNNING, {"id": execution_id, "tenant_id": tenant_id})
@@ -250,9 +288,14 @@ def is_running(cur: Cursor, tenant_id: int, execution_id: int) -> bool:
 
 def load_status(cur: Cursor, tenant_id: int, execution_id: int) -> str | None:
     """The execution's current status, None when the tenant has no such execution."""
-    cur.execute(LOAD_STATUS, {"id": execution_id, "tenant_id": tenant_id})
-    row = cur.fetchone()
+    row = load_state(cur, tenant_id, execution_id)
     return None if row is None else str(row["status"])
+
+
+def load_state(cur: Cursor, tenant_id: int, execution_id: int) -> dict[str, Any] | None:
+    """Status, worker and whether it is a workflow; None when the tenant has no such execution."""
+    cur.execute(LOAD_STATUS, {"id": execution_id, "tenant_id": tenant_id})
+    return cur.fetchone()
 
 
 def heartbeat(cur: Cursor, keys: list[tuple[int, int]]) -> dict[int, str]:

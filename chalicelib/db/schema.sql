@@ -93,6 +93,8 @@ CREATE TABLE attune.action (
     image text,
     workflow jsonb,
     enabled boolean NOT NULL DEFAULT true,
+    with_items jsonb,
+    concurrency integer CHECK (concurrency IS NULL OR concurrency >= 0),
     created timestamptz NOT NULL DEFAULT now(),
     updated timestamptz NOT NULL DEFAULT now()
 );
@@ -182,13 +184,19 @@ CREATE TABLE attune.execution (
     attempt integer NOT NULL DEFAULT 0,
     secret_parameters bytea,
     task_token text,
-    attempts jsonb NOT NULL DEFAULT '[]'
+    attempts jsonb NOT NULL DEFAULT '[]',
+    workflow jsonb,
+    workflow_items jsonb,
+    sfn_execution text,
+    task_name text,
+    item_index integer
 );
 CREATE INDEX execution_tenant_idx ON attune.execution (tenant_id, id);
 CREATE INDEX execution_status_idx ON attune.execution (tenant_id, status, id);
 CREATE INDEX execution_action_idx ON attune.execution (tenant_id, action_ref, id);
 CREATE INDEX execution_parent_idx ON attune.execution (parent_execution_id) WHERE parent_execution_id IS NOT NULL;
 CREATE INDEX execution_enforcement_idx ON attune.execution (enforcement_id) WHERE enforcement_id IS NOT NULL;
+CREATE UNIQUE INDEX execution_task_token_key ON attune.execution (task_token) WHERE task_token IS NOT NULL;
 CREATE INDEX execution_heartbeat_idx ON attune.execution (heartbeat_at) WHERE status = 'running';
 
 CREATE TABLE attune.ws_connection (
@@ -213,9 +221,14 @@ CREATE TABLE attune.inquiry (
     expires_at timestamptz,
     responded_by bigint REFERENCES attune.app_user (id) ON DELETE SET NULL,
     created timestamptz NOT NULL DEFAULT now(),
-    updated timestamptz NOT NULL DEFAULT now()
+    updated timestamptz NOT NULL DEFAULT now(),
+    roles text[] NOT NULL DEFAULT '{}',
+    responded_at timestamptz,
+    workflow_execution_id bigint REFERENCES attune.execution (id) ON DELETE CASCADE
 );
 CREATE INDEX inquiry_tenant_idx ON attune.inquiry (tenant_id, status, id);
+CREATE UNIQUE INDEX inquiry_execution_key ON attune.inquiry (execution_id);
+CREATE INDEX inquiry_workflow_idx ON attune.inquiry (workflow_execution_id) WHERE workflow_execution_id IS NOT NULL;
 
 CREATE TABLE attune.datastore_item (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

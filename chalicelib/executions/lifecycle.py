@@ -27,10 +27,10 @@ from typing import Any
 from chalicelib.core import policies, status
 from chalicelib.core.errors import Conflict, NotFound
 from chalicelib.core.runners import kind_of
-from chalicelib.db import audit, pipeline
+from chalicelib.db import audit, inquiries, pipeline
 from chalicelib.db import executions as db
 from chalicelib.db.pool import Cursor
-from chalicelib.models.messages import CallbackMessage, ExecutionMessage, NotificationMessage
+from chalicelib.models.messages import CallbackMessage, ExecutionMessage, NotificationMessage, WorkflowMessage
 from chalicelib.pipeline.outbox import Pending, enqueue
 from chalicelib.worker.results import result_doc
 
@@ -58,17 +58,27 @@ class Moved:
         return str(self.row["status"])
 
 
-def _notification(row: dict[str, Any]) -> dict[str, Any]:
-    data = {name: row.get(name) for name in NOTIFIED_FIELDS}
+def notification(tenant_id: int, event: str, entity_type: str, entity_id: int, data: dict[str, Any]) -> dict[str, Any]:
+    """A `notifications` message body (the notifier pushes it to the tenant's WebSocket clients)."""
     message = NotificationMessage(
-        tenant_id=row["tenant_id"],
-        event="execution.status_changed",
-        entity_type="execution",
-        entity_id=row["id"],
+        tenant_id=tenant_id,
+        event=event,  # type: ignore[arg-type]
+        entity_type=entity_type,
+        entity_id=entity_id,
         data=data,
         timestamp=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
     )
     return message.model_dump(mode="json", exclude_none=True)
+
+
+def _notification(row: dict[str, Any]) -> dict[str, Any]:
+    data = {name: row.get(name) for name in NOTIFIED_FIELDS}
+    return notification(row["tenant_id"], "execution.status_changed", "execution", row["id"], data)
+
+
+def _workflow_message(kind: str, tenant_id: int, execution_id: int) -> dict[str, Any]:
+    message = WorkflowMessage(kind=kind, tenant_id=tenant_id, execution_id=execution_id)  # type: ignore[arg-type]
+    return message.model_dump(exclude_none=True)
 
 
 def _follow(cur: Cursor, row: dict[str, Any], *, actor: str, action: str, detail: dict[str, Any]) -> Moved:
@@ -109,24 +119,83 @@ def _to_work_queue(cur: Cursor, row: dict[str, Any], runner_type: str) -> Moved 
     return result
 
 
-def _no_path_yet(cur: Cursor, row: dict[str, Any], runner_type: str) -> Moved | None:
-    """Runner kinds whose path (a state machine start, an inquiry) is not built yet fail clearly, at once."""
-    return reject(cur, row, f"runner '{runner_type}' is not available yet", stage="dispatch")
+def _no_path(cur: Cursor, row: dict[str, Any], runner_type: str) -> Moved | None:
+    """A runner kind this version has no path for fails clearly, at once."""
+    return reject(cur, row, f"runner '{runner_type}' is not known to this version", stage="dispatch")
+
+
+def _start_workflow(cur: Cursor, row: dict[str, Any], runner_type: str) -> Moved | None:
+    """A workflow (or an action with `with_items`): running at once; the workflow handler starts its state machine.
+
+    The start goes through the outbox (`workflow-tasks` queue), so a crash
+    between this commit and Step Functions loses nothing; the handler's start
+    is idempotent (one execution name per workflow execution).
+    """
+    moved = db.start(cur, row["tenant_id"], row["id"], sources=_sources("start", status.RUNNING))
+    if moved is None:
+        return None
+    result = _follow(cur, moved, actor=SCHEDULER_ACTOR, action="execution.started",
+                     detail={"runner_type": runner_type, "workflow": True})
+    start = _workflow_message("start", row["tenant_id"], row["id"])
+    result.messages.insert(0, enqueue(cur, "workflow-tasks", start))
+    return result
+
+
+def _ask(cur: Cursor, row: dict[str, Any], runner_type: str) -> Moved | None:
+    """An inquiry (`core.ask`, or a workflow's inquiry task): paused at once, with its inquiry pending.
+
+    Its parameters are the inquiry: prompt, schema, ttl, default, roles. Its
+    expiry is a message due at `ttl` (the outbox holds what SQS cannot delay);
+    a workflow it belongs to is paused while it waits.
+    """
+    tenant_id = int(row["tenant_id"])
+    moved = db.move(cur, tenant_id, row["id"], to=status.PAUSED, sources=_sources("ask", status.PAUSED))
+    if moved is None:
+        return None
+    spec = moved["parameters"] or {}
+    ttl = float(spec.get("ttl") or 3600)
+    parent = moved.get("parent_execution_id")
+    inquiry = inquiries.insert(
+        cur, tenant_id=tenant_id, execution_id=int(moved["id"]), workflow_execution_id=parent,
+        prompt=str(spec.get("prompt") or ""), schema=dict(spec.get("schema") or {}),
+        roles=[str(r) for r in spec.get("roles") or []], default=spec.get("default"), ttl=ttl,
+    )
+    detail = {"inquiry_id": inquiry["id"] if inquiry else None, "ttl": ttl}
+    result = _follow(cur, moved, actor=SCHEDULER_ACTOR, action="execution.paused", detail=detail)
+    if inquiry is not None:
+        audit.record(cur, tenant_id=tenant_id, actor=SCHEDULER_ACTOR, action="inquiry.created",
+                     entity_type="inquiry", entity_id=inquiry["id"], detail={"execution_id": moved["id"], "ttl": ttl})
+        if moved.get("listened"):
+            result.messages.append(enqueue(cur, "notifications", notification(
+                tenant_id, "inquiry.created", "inquiry", int(inquiry["id"]), dict(inquiry))))
+    expire = _workflow_message("expire", tenant_id, int(moved["id"]))
+    result.messages.append(enqueue(cur, "workflow-tasks", expire, delay_s=ttl))
+    if parent is not None:
+        paused = pause(cur, tenant_id, int(parent), actor=SCHEDULER_ACTOR)
+        if paused is not None:
+            result.messages += paused.messages
+    return result
 
 
 Dispatcher = Callable[[Cursor, dict[str, Any], str], "Moved | None"]
 # By the path of the runner's kind (core.runners): a new path is a new entry here, callers do not change.
 DISPATCH: dict[str, Dispatcher] = {
     "work": _to_work_queue,
-    "workflow": _no_path_yet,
-    "inquiry": _no_path_yet,
+    "workflow": _start_workflow,
+    "inquiry": _ask,
 }
 
 
 def dispatch(cur: Cursor, row: dict[str, Any], runner_type: str) -> Moved | None:
-    """requested -> the path its runner kind takes; None when it was no longer requested."""
+    """requested -> the path its runner kind takes; None when it was no longer requested.
+
+    An execution that carries a workflow definition (a workflow action, or an
+    action with the seed's `with_items`) takes the workflow path whatever its runner.
+    """
+    if row.get("is_workflow"):
+        return _start_workflow(cur, row, runner_type)
     kind = kind_of(runner_type)
-    return DISPATCH[kind.path](cur, row, runner_type) if kind else _no_path_yet(cur, row, runner_type)
+    return DISPATCH[kind.path](cur, row, runner_type) if kind else _no_path(cur, row, runner_type)
 
 
 # -- the moves -----------------------------------------------------------------------
@@ -186,16 +255,39 @@ def complete(
                    detail={"status": final, "exit_code": result.get("exit_code"), **(detail or {})})
 
 
-def cancel(cur: Cursor, tenant_id: int, execution_id: int, *, actor: str) -> Moved:
-    """Cancel: not yet running -> canceled at once; running or paused -> canceling, and the worker stops it.
+def pause(cur: Cursor, tenant_id: int, execution_id: int, *, actor: str) -> Moved | None:
+    """running -> paused: a workflow one of whose inquiries waits; None when it was not running."""
+    row = db.move(cur, tenant_id, execution_id, to=status.PAUSED, sources=_sources("pause", status.PAUSED))
+    if row is None:
+        return None
+    return _follow(cur, row, actor=actor, action="execution.paused", detail={"status": status.PAUSED})
 
-    404 for an execution the tenant does not have; 409 naming the state when it is already final.
+
+def resume(cur: Cursor, tenant_id: int, execution_id: int, *, actor: str) -> Moved | None:
+    """paused -> running: a workflow none of whose inquiries waits any more; None when it was not paused."""
+    if inquiries.pending_of_workflow(cur, tenant_id, execution_id):
+        return None
+    row = db.move(cur, tenant_id, execution_id, to=status.RUNNING, sources=_sources("resume", status.RUNNING))
+    if row is None:
+        return None
+    return _follow(cur, row, actor=actor, action="execution.resumed", detail={"status": status.RUNNING})
+
+
+def cancel(cur: Cursor, tenant_id: int, execution_id: int, *, actor: str) -> Moved:
+    """Cancel: not yet running -> canceled at once; running or paused -> canceling, and its runner stops it.
+
+    A worker stops its action; a workflow's handler fails its outstanding
+    tasks, cancels its children and stops its state machine (a `cancel`
+    message); an inquiry, which nothing runs, is canceled at once and its
+    inquiry expires. 404 for an execution the tenant does not have; 409
+    naming the state when it is already final.
     """
     for _ in range(CANCEL_ATTEMPTS):  # a claim or a completion may land between the read and the move
-        current = db.load_status(cur, tenant_id, execution_id)
-        if current is None:
+        state = db.load_state(cur, tenant_id, execution_id)
+        if state is None:
             raise NotFound(f"execution {execution_id} not found")
-        target = status.cancel_target(current)
+        current = str(state["status"])
+        target = status.cancel_target(current, stoppable=bool(state["is_workflow"]) or current == status.RUNNING)
         status.require_move("cancel", current, target)
         result = result_doc(error=f"canceled by {actor}") if target == status.CANCELED else None
         row = db.move(cur, tenant_id, execution_id, to=target, sources=[current], result=result)
@@ -204,7 +296,15 @@ def cancel(cur: Cursor, tenant_id: int, execution_id: int, *, actor: str) -> Mov
     else:
         raise Conflict(f"execution {execution_id} kept changing state; try the cancel again")
     action = "execution.canceled" if target == status.CANCELED else "execution.cancel_requested"
-    return _follow(cur, row, actor=actor, action=action, detail={"status": target, "was": current})
+    moved = _follow(cur, row, actor=actor, action=action, detail={"status": target, "was": current})
+    if target == status.CANCELING and state["is_workflow"]:
+        moved.messages.append(enqueue(cur, "workflow-tasks", _workflow_message("cancel", tenant_id, execution_id)))
+    elif target == status.CANCELED and current == status.PAUSED:
+        expired = inquiries.expire(cur, tenant_id, execution_id)
+        if expired is not None:
+            audit.record(cur, tenant_id=tenant_id, actor=actor, action="inquiry.expired", entity_type="inquiry",
+                         entity_id=expired["id"], detail={"reason": "canceled"})
+    return moved
 
 
 def retry(

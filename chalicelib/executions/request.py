@@ -24,10 +24,15 @@ from chalicelib.pipeline.outbox import Pending
 
 @dataclass
 class Requested:
-    """What a request produced: the execution row and the messages to publish after commit."""
+    """What a request produced: the execution row and the messages to publish after commit.
+
+    `duplicate`: a workflow task's execution requested again for the same
+    task token (a redelivered message) — nothing was created, `execution` is empty.
+    """
 
     execution: dict[str, Any]
     messages: list[Pending] = field(default_factory=list)
+    duplicate: bool = False
 
     @property
     def dispatched(self) -> bool:
@@ -48,6 +53,25 @@ def open_secrets(tenant_id: int, execution_id: int, sealed: bytes | None) -> dic
     return opened
 
 
+# What an item of an action's own `with_items` adds to its parameters.
+ITEM_PARAMETERS = {"item": {"description": "this child's item"}, "index": {"type": "integer"}}
+
+
+def workflow_snapshot(action: dict[str, Any], *, item_of_self: bool = False) -> dict[str, Any] | None:
+    """The workflow an execution of `action` runs, kept on the execution (a reload never changes it); None: not one.
+
+    A workflow action's definition, or the seed's action-level `with_items`
+    (one implicit task running the action's own code per item), unless this
+    execution is one of those items.
+    """
+    if action.get("runner_type") == "workflow":
+        return {"definition": action.get("workflow") or {}}
+    if action.get("with_items") is not None and not item_of_self:
+        return {"implicit": {"action_ref": action["ref"], "with_items": action["with_items"],
+                             "concurrency": action.get("concurrency")}}
+    return None
+
+
 def request_execution(
     cur: Cursor,
     *,
@@ -60,14 +84,22 @@ def request_execution(
     parent_execution_id: int | None = None,
     task_token: str | None = None,
     failure: str | None = None,
+    task_name: str | None = None,
+    item_index: int | None = None,
+    item_of_self: bool = False,
 ) -> Requested:
     """Create, check and dispatch an execution of `action` (a row from `db.actions.find_for_run`).
 
     `failure` is an error found before the request (a rule's template that
     did not render): the execution is created and failed with it, so the
-    user sees it where they look for what their rule did.
+    user sees it where they look for what their rule did. A workflow's task
+    passes its `task_token` (one execution per token: a second request for it
+    is a `duplicate`), `task_name` and `item_index`; `item_of_self` marks an
+    item of the action's own `with_items`, which gets `item` and `index`.
     """
     declared = action["parameters"] or {}
+    if item_of_self:
+        declared = {**declared, **ITEM_PARAMETERS}
     final_params, problems = (parameters, [failure]) if failure else params.check(declared, parameters)
     shown, hidden = params.split_secrets(declared, final_params)
     row = db.insert_execution(
@@ -80,7 +112,12 @@ def request_execution(
         enforcement_id=enforcement_id,
         pack_storage_key=action.get("pack_storage_key"),
         task_token=task_token,
+        workflow=workflow_snapshot(action, item_of_self=item_of_self),
+        task_name=task_name,
+        item_index=item_index,
     )
+    if row is None:
+        return Requested({}, [], duplicate=True)
     messages = lifecycle.created(cur, row, actor=actor).messages
     if problems:
         stage = "template" if failure else "validation"

@@ -18,6 +18,7 @@ from chalicelib.db.pool import Cursor
 from chalicelib.executions import lifecycle
 from chalicelib.executions.request import request_execution
 from chalicelib.pipeline.outbox import publish
+from chalicelib.workflows import summary
 
 AfterCommit = list[Callable[[], None]]
 
@@ -48,6 +49,17 @@ def run_action(
     )
     after_commit.append(functools.partial(publish, requested.messages))
     return requested.execution
+
+
+def describe_execution(cur: Cursor, *, tenant_id: int, execution_id: int) -> dict[str, Any]:
+    """One execution as the API shows it; a workflow's also says where each of its tasks is (`tasks`)."""
+    row = db.EXECUTIONS_WITH_WORKFLOW.get(cur, tenant_id, execution_id)
+    if row is None:
+        raise NotFound(f"execution {execution_id} not found")
+    shown = {name: row.get(name) for name in db.EXECUTION_FIELDS}
+    if row.get("workflow") is not None:
+        shown["tasks"] = summary.tasks(cur, tenant_id, execution_id, row["workflow"])
+    return shown
 
 
 def cancel_execution(

@@ -69,3 +69,38 @@ def bound_sqs_deleted_receipts(limit: int = RECENT_RECEIPTS) -> None:
 
     Queue.__init__ = __init__  # type: ignore[method-assign]
     Queue._attune_bounded = True  # type: ignore[attr-defined]
+
+
+def fix_step_functions_callbacks() -> None:
+    """Two fixes to moto's Step Functions task-token callbacks, so workflows behave as on AWS.
+
+    - A `Retry` of a `waitForTaskToken` task re-sent the message with the SAME
+      token, whose first outcome stayed recorded: every retry failed at once
+      with the first failure, without waiting for its answer. Each attempt
+      now gets a fresh token, as on AWS.
+    - `SendTaskFailure` dropped its `cause` in server mode; it is passed on.
+    """
+    from moto.core.responses import EmptyResult
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    callback = state_task_service_callback.StateTaskServiceCallback
+    if getattr(callback, "_attune_fresh_tokens", False):
+        return
+    evaluate = callback._evaluate_with_timeout
+
+    def evaluate_with_a_fresh_token(self: Any, env: Any) -> Any:
+        context = env.states.context_object
+        data = context.context_object_data
+        if data.get("State", {}).get("RetryCount", 0) > 0 and "Task" in data:
+            env.callback_pool_manager.add(context.update_task_token())
+        return evaluate(self, env)
+
+    def send_task_failure(self: Any) -> Any:
+        self.stepfunction_backend.send_task_failure(
+            self._get_param("taskToken"), error=self._get_param("error"), cause=self._get_param("cause"))
+        return EmptyResult()
+
+    callback._evaluate_with_timeout = evaluate_with_a_fresh_token  # type: ignore[method-assign]
+    callback._attune_fresh_tokens = True  # type: ignore[attr-defined]
+    StepFunctionResponse.send_task_failure = send_task_failure  # type: ignore[method-assign]

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from chalicelib.local.moto_patches import bound_sqs_deleted_receipts
+from chalicelib.local.moto_patches import bound_sqs_deleted_receipts, fix_step_functions_callbacks
 
 log = logging.getLogger(__name__)
 
@@ -329,6 +329,7 @@ def _serve(port: int, *, auth: Credentials | None) -> None:
 
     moto_api_backend.set_config(SFN_CONFIG)  # in-process: the admin API may be closed
     bound_sqs_deleted_receipts()  # else moto's SQS grows ~6 KB per execution, forever
+    fix_step_functions_callbacks()  # retried tasks get fresh tokens; failure causes are kept
     app: WsgiApp = DomainDispatcherApplication(create_backend_app)
     if auth is not None:
         moto_settings.INITIAL_NO_AUTH_ACTION_COUNT = 0

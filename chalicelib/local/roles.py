@@ -86,3 +86,18 @@ register(
         stop_grace_seconds=60,
     )
 )
+# Workflows: the steps the state machines send (render, request, finish) and the
+# callbacks that answer their task tokens. Each message is short database work plus
+# a Step Functions call, so a few pollers keep 100-item fan-outs moving.
+register(
+    Role(
+        "workflow",
+        queues=(
+            QueueBinding(queue="workflow-tasks", handler="functions.workflow.app.handler", batch_size=10,
+                         concurrency=4),
+            QueueBinding(queue="workflow-callbacks", handler="functions.workflow.app.callback_handler",
+                         batch_size=10, concurrency=2),
+        ),
+        stop_grace_seconds=15,
+    )
+)

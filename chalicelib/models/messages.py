@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from chalicelib.models.base import Contract
 
@@ -61,3 +61,30 @@ class CallbackMessage(Contract):
     status: str
     parent_execution_id: Id | None = None
     task_token: str | None = None
+
+
+WorkflowKind = Literal["start", "task", "items", "finish", "fail", "cancel", "timeout", "expire"]
+
+
+class WorkflowMessage(Contract):
+    """On the `workflow-tasks` queue: a step of a workflow for the workflow handler.
+
+    From the outbox (our own): `start` (start the state machine), `cancel`,
+    `timeout` (the workflow's deadline), `expire` (an inquiry's ttl; then
+    `execution_id` is the inquiry's execution). From the state machine (its
+    `sqs:sendMessage` tasks, compiled in core.workflow.asl): `task` and
+    `items`, carrying the task token to answer, then `finish` or `fail`.
+    Extra keys Step Functions may add are ignored.
+    """
+
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
+
+    kind: WorkflowKind
+    outbox_id: Id | None = None
+    tenant_id: Id
+    execution_id: Id
+    task: str | None = None
+    index: Annotated[int, Field(ge=0)] | None = None
+    task_token: str | None = None
+    error: str | None = None
+    cause: str | None = None

@@ -152,6 +152,17 @@ class RetryPolicy(Contract):
     on: Annotated[list[Literal["failure", "timeout"]], Field(min_length=1)] = ["failure", "timeout"]
 
 
+# A with_items task's (or action's) parallelism: a count, or "unlimited" (all at once).
+Concurrency = Annotated[int, Field(ge=1, le=10_000)] | Literal["unlimited"]
+
+
+def concurrency_limit(value: int | str | None) -> int | None:
+    """Step Functions' MaxConcurrency for `concurrency`: 0 is unlimited; None when not given."""
+    if value is None:
+        return None
+    return 0 if value == "unlimited" else int(value)
+
+
 class ActionFields(Contract):
     """What defines an action, whichever way it is registered (API body or `actions/<name>.yaml`, where
     `name` defaults to the file name and `pack` must be the pack's ref)."""
@@ -166,6 +177,9 @@ class ActionFields(Contract):
     http_config: HttpConfig | None = None
     image: Annotated[str, Field(min_length=1, max_length=512)] | None = None
     workflow: dict[str, Any] | None = None
+    # The seed's action-level iteration (T1.5): one child execution of this action per item.
+    with_items: Annotated[str, Field(min_length=1, max_length=10_000)] | list[Any] | None = None
+    concurrency: Concurrency | None = None
     enabled: bool = True
 
     @field_validator("parameters", mode="before")
@@ -208,6 +222,8 @@ class ActionPatch(Contract):
     http_config: HttpConfig | None = None
     image: Annotated[str, Field(min_length=1, max_length=512)] | None = None
     workflow: dict[str, Any] | None = None
+    with_items: Annotated[str, Field(min_length=1, max_length=10_000)] | list[Any] | None = None
+    concurrency: Concurrency | None = None
     enabled: bool | None = None
 
 

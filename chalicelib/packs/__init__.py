@@ -29,10 +29,12 @@ from chalicelib.core.packs import (
 )
 from chalicelib.core.runners import RUNNERS
 from chalicelib.core.versions import bump_patch, is_newer
+from chalicelib.core.workflow import parse_workflow
 from chalicelib.db import actions as action_rows
 from chalicelib.db import audit
 from chalicelib.db import packs as pack_rows
 from chalicelib.db.pool import Cursor
+from chalicelib.models.packs import ActionFields
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,8 @@ def install(
         previous = file_defined_actions(existing)
     storage.put_pack(key, pack.files)
     changes = action_rows.sync(cur, tenant_id, row["id"], pack.actions, previous)
+    for action in pack.actions:  # after the sync: a workflow may name its pack's own actions
+        check_workflow_actions(cur, tenant_id, action.fields, where=action.source or f"action '{action.ref}'")
     detail: dict[str, Any] = {"ref": ident.ref, "version": ident.version, **changes}
     if existing is not None:
         detail["previous_version"] = existing["version"]
@@ -96,6 +100,25 @@ def install(
         entity_type="pack", entity_id=row["id"], detail=detail,
     )
     return row, changes
+
+
+def check_workflow_actions(cur: Cursor, tenant_id: int | None, fields: ActionFields, *, where: str) -> None:
+    """Every action a workflow's tasks name must exist (the tenant's own or a system action): a 400 naming the task.
+
+    Run in the registering transaction, after the pack's own actions are written.
+    """
+    if fields.workflow is None:
+        return
+    for task in parse_workflow(fields.workflow, where=f"{where}: workflow").tasks:
+        if task.action is None:
+            continue
+        if tenant_id is None:
+            found = action_rows.find_system(cur, task.action)
+        else:
+            found = action_rows.find_for_run(cur, tenant_id, task.action)
+        if found is None:
+            raise ValidationFailed(f"{where}: workflow: task '{task.name}' runs action '{task.action}', "
+                                   "which does not exist (register it first, or in the same pack)")
 
 
 def check_new_ref(cur: Cursor, tenant_id: int, ref: str) -> None:

@@ -9,11 +9,10 @@ acknowledged in the same commit.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
 from typing import Any
 
-from chalicelib import datastore
 from chalicelib.core.criteria import TemplateFailure, matches, render
+from chalicelib.datastore import DatastoreView
 from chalicelib.db import outbox, pipeline
 from chalicelib.db.actions import find_for_run
 from chalicelib.db.pool import Cursor, system_tx
@@ -22,28 +21,6 @@ from chalicelib.models.messages import EventMessage
 from chalicelib.pipeline.outbox import Pending
 
 log = logging.getLogger(__name__)
-
-
-class DatastoreView(Mapping[str, Any]):
-    """`datastore.<key>` in criteria and parameters: read (and decrypted) on first use, then cached."""
-
-    def __init__(self, cur: Cursor, tenant_id: int) -> None:
-        self._cur = cur
-        self._tenant_id = tenant_id
-        self._seen: dict[str, Any] = {}
-
-    def __getitem__(self, key: str) -> Any:
-        if key not in self._seen:
-            self._seen[key] = datastore.get_value(self._cur, self._tenant_id, key)
-        if self._seen[key] is None:
-            raise KeyError(key)
-        return self._seen[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(k for k, v in self._seen.items() if v is not None)
-
-    def __len__(self) -> int:
-        return sum(1 for v in self._seen.values() if v is not None)
 
 
 def _context(cur: Cursor, event: dict[str, Any]) -> dict[str, Any]:

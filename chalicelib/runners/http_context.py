@@ -15,8 +15,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from chalicelib.datastore import DatastoreView
 from chalicelib.db.pool import tenant_tx
-from chalicelib.pipeline.rules_engine import DatastoreView
 
 
 @contextmanager

@@ -11,7 +11,7 @@ from tests.helpers.api import ApiUser, register
 
 CONTRACT_FIELDS = {
     "id", "ref", "pack", "name", "description", "runner_type", "entry_point", "parameters", "timeout",
-    "retry", "http_config", "image", "workflow", "enabled", "system", "created", "updated",
+    "retry", "http_config", "image", "workflow", "with_items", "concurrency", "enabled", "system", "created", "updated",
 }
 PACK_FILES = {"actions/run.py": "print('{}')\n", "actions/run.sh": "#!/bin/sh\necho hi\n"}
 

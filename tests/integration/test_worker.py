@@ -275,17 +275,24 @@ def test_audit_trail_names_the_user_the_executor_and_one_worker(worker_env: None
     assert detail["status"] == "succeeded" and detail["exit_code"] == 0 and detail["duration_s"] >= 0
 
 
-def test_runner_kind_without_a_path_yet_fails_at_dispatch(worker_env: None, api: Any) -> None:
-    # GIVEN a workflow action (its Step Functions path is not built yet)
+def test_a_workflow_never_reaches_a_worker_its_start_goes_to_the_workflow_handler(worker_env: None, api: Any) -> None:
+    # GIVEN a workflow action
     user = tenant(api)
     status, body = user.post("/api/v1/actions", {"ref": "ops.flow", "runner_type": "workflow",
                                                  "workflow": {"tasks": [{"name": "a", "action": "core.noop"}]}})
     assert status == 201, body
-    # WHEN it is run THEN it failed at once, before any worker, with a clear error
+    # WHEN it is run THEN it is running at once without a worker, and its start waits for the workflow handler
     status, done = user.post("/api/v1/executions", {"action_ref": "ops.flow", "parameters": {}})
-    assert status == 201 and done["status"] == "failed" and done["started"] is None, done
-    assert execution(user, done["id"])["result"]["error"] == "runner 'workflow' is not available yet"
-    assert outbox_ids() == []
+    assert status == 201 and done["status"] == "running" and done["started"] is not None, done
+    assert outbox_ids() == []  # nothing for the work queue
+    with system_tx() as cur:
+        cur.execute("SELECT body FROM attune.outbox WHERE queue = 'workflow-tasks'")
+        bodies = [r["body"] for r in cur.fetchall()]
+    assert [(b["kind"], b["execution_id"]) for b in bodies] == [("start", done["id"])]
+    with system_tx() as cur:
+        cur.execute("SELECT worker_id, heartbeat_at FROM attune.execution WHERE id = %(id)s", {"id": done["id"]})
+        row = cur.fetchone()
+    assert row == {"worker_id": None, "heartbeat_at": None}  # so the reaper never takes it
 
 
 def test_storage_outage_before_the_start_retries_the_message(

@@ -276,8 +276,9 @@ def test_a_bad_action_file_is_refused_naming_file_and_problem(yaml_text: bytes, 
 
 def test_unquoted_dates_stay_strings() -> None:
     # GIVEN a workflow with an unquoted date WHEN parsed THEN it is the string written (JSON can hold it)
-    (action,) = parse_actions("p", {"actions/w.yaml": b"runner_type: workflow\nworkflow: {since: 2026-01-27}\n"})
-    assert action.fields.workflow == {"since": "2026-01-27"}
+    doc = b"runner_type: workflow\nworkflow: {tasks: [{name: a, action: core.echo, input: {since: 2026-01-27}}]}\n"
+    (action,) = parse_actions("p", {"actions/w.yaml": doc})
+    assert action.fields.workflow == {"tasks": [{"name": "a", "action": "core.echo", "input": {"since": "2026-01-27"}}]}
 
 
 def test_two_files_defining_one_action_are_refused() -> None:

@@ -17,6 +17,10 @@ from chalicelib.core.errors import Conflict
 # What each move is for, pair by pair (ARCHITECTURE §4 statuses, §5 lifecycle): each must be allowed.
 INTENDED: dict[str, set[tuple[str, str]]] = {
     "dispatch": {(status.REQUESTED, status.SCHEDULED)},
+    "start": {(status.REQUESTED, status.RUNNING)},  # a workflow: its state machine runs it, no worker
+    "ask": {(status.REQUESTED, status.PAUSED)},  # an inquiry waits for a human from the start
+    "pause": {(status.RUNNING, status.PAUSED)},  # a workflow while an inquiry of it waits
+    "resume": {(status.PAUSED, status.RUNNING)},
     "reject": {(status.REQUESTED, status.FAILED)},
     "claim": {(status.SCHEDULED, status.RUNNING)},
     "refuse": {(status.SCHEDULED, status.FAILED)},
@@ -26,6 +30,7 @@ INTENDED: dict[str, set[tuple[str, str]]] = {
         (status.SCHEDULED, status.CANCELED),
         (status.RUNNING, status.CANCELING),
         (status.PAUSED, status.CANCELING),
+        (status.PAUSED, status.CANCELED),  # an inquiry: nothing runs it, so nothing must stop first
     },
     "retry": {(status.RUNNING, status.SCHEDULED)},
     "reap": {(status.RUNNING, status.FAILED), (status.CANCELING, status.CANCELED)},
