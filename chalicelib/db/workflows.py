@@ -34,6 +34,18 @@ FROM attune.execution
 WHERE tenant_id = %(tenant_id)s AND parent_execution_id = %(id)s
 ORDER BY id
 """
+# Active workflows with a state machine execution, quiet for a while: no change to them or any child.
+QUIET = """
+SELECT e.id, e.tenant_id, e.sfn_execution
+FROM attune.execution e
+WHERE e.workflow IS NOT NULL AND e.status IN ('running', 'paused', 'canceling') AND e.sfn_execution IS NOT NULL
+  AND e.updated < clock_timestamp() - make_interval(secs => %(quiet_s)s)
+  AND NOT EXISTS (SELECT 1 FROM attune.execution c
+                  WHERE c.parent_execution_id = e.id
+                    AND c.updated >= clock_timestamp() - make_interval(secs => %(quiet_s)s))
+ORDER BY e.updated
+LIMIT %(limit)s
+"""
 SET_SFN_EXECUTION = """
 UPDATE attune.execution SET sfn_execution = %(arn)s WHERE id = %(id)s AND tenant_id = %(tenant_id)s
 """
@@ -63,6 +75,12 @@ def share(cur: Cursor, tenant_id: int, execution_id: int) -> None:
 def children(cur: Cursor, tenant_id: int, execution_id: int) -> list[dict[str, Any]]:
     """Every child execution of a workflow, oldest first."""
     cur.execute(CHILDREN, {"id": execution_id, "tenant_id": tenant_id})
+    return cur.fetchall()
+
+
+def quiet(cur: Cursor, *, quiet_s: float, limit: int) -> list[dict[str, Any]]:
+    """Active workflows nothing has moved for `quiet_s` seconds (the sweep asks Step Functions about them)."""
+    cur.execute(QUIET, {"quiet_s": quiet_s, "limit": limit})
     return cur.fetchall()
 
 

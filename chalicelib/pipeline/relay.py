@@ -22,12 +22,14 @@ from chalicelib.core.errors import AttuneError
 from chalicelib.db.pool import database_url, system_tx
 from chalicelib.executions.reaper import reap_once
 from chalicelib.pipeline.outbox import inline_publish, relay_once, resend_unacknowledged
+from chalicelib.workflows.sweep import sweep_once as sweep_workflows
 
 log = logging.getLogger(__name__)
 
 SWEEP_EVERY_S = 0.25
 REAP_EVERY_S = 5.0
 PURGE_EVERY_S = 60.0
+WORKFLOW_SWEEP_EVERY_S = 15.0
 
 
 def _purge_expired() -> int:
@@ -61,6 +63,7 @@ def serve(stop: threading.Event, ready: threading.Event) -> None:
     duties: list[tuple[str, float, Callable[[], int]]] = [
         ("outbox relay", SWEEP_EVERY_S, relay_once),
         ("reaper", REAP_EVERY_S, reap_once),
+        ("workflow sweep", WORKFLOW_SWEEP_EVERY_S, sweep_workflows),
         ("datastore purge", PURGE_EVERY_S, _purge_expired),
     ]
     due = dict.fromkeys((name for name, _, _ in duties), 0.0)

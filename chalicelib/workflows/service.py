@@ -282,6 +282,8 @@ def _failure_text(message: WorkflowMessage, children: list[dict[str, Any]], cont
     its reason come from the children (the emulator drops failure causes).
     """
     error = message.error or ""
+    if error == "Attune.EngineLost":
+        return message.cause or "the workflow engine lost its execution"
     if error in ("States.Timeout", "Attune.TaskTimedOut"):
         running = sorted({str(c["task_name"]) for c in children if c["status"] in status.ACTIVE and c.get("task_name")})
         return f"task {', '.join(repr(t) for t in running)} timed out" if running else "a task timed out"

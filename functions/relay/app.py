@@ -29,6 +29,7 @@ from chalicelib.db.pool import system_tx
 from chalicelib.executions.reaper import reap_once
 from chalicelib.observability import configure_logging
 from chalicelib.pipeline.outbox import relay_once
+from chalicelib.workflows.sweep import sweep_once as sweep_workflows
 
 configure_logging()
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ def duties() -> list[Duty]:
         Duty("sent", SWEEP_EVERY_S, relay_once),
         Duty("reaped", REAP_EVERY_S, reap_once),
         Duty("purged", MINUTE_S, purge_expired),
+        Duty("workflows settled", MINUTE_S, sweep_workflows),
     ]
 
 
