@@ -14,10 +14,13 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
+import boto3
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.aws.clients import client
+from chalicelib.aws.clients import _ensure_local_credentials, client
 from chalicelib.aws.names import pack_bucket
+from chalicelib.config import settings
 from chalicelib.core.errors import NotFound, ServiceUnavailable
 from chalicelib.core.pack_archive import Files, build_archive, unpack_archive
 
@@ -91,3 +94,41 @@ def fetch_pack(key: str, dest: Path) -> Path:
         tar.extractall(dest, filter="data")
     return dest
 
+
+_signers: dict[tuple[str, str | None], Any] = {}
+
+
+def _signer() -> Any:
+    """An S3 client that presigns with SigV4 (botocore still presigns SigV2 by default, which S3 is retiring).
+
+    Signing makes no request; the client has the region and endpoint of
+    `clients.client("s3")` (cached per pair, since tests switch endpoints),
+    so URLs point where the pack was stored.
+    """
+    cfg = settings()
+    where = (cfg.aws_region, cfg.aws_endpoint_url)
+    found = _signers.get(where)
+    if found is None:
+        _ensure_local_credentials()
+        found = _signers.setdefault(where, boto3.session.Session().client(
+            "s3", region_name=cfg.aws_region, endpoint_url=cfg.aws_endpoint_url,
+            config=Config(signature_version="s3v4"),
+        ))
+    return found
+
+
+def presigned_pack_url(key: str, expires_s: int = 600) -> str:
+    """A GET URL for one pack archive, valid `expires_s` seconds, signed with this process's credentials.
+
+    This is how ActionRunnerFunction gets a pack although its role has no S3
+    rights at all: the worker (which may read the bucket) vouches for exactly
+    one object, for minutes. Signing is local (no request is made), so only
+    missing credentials can fail it.
+    """
+    try:
+        url = _signer().generate_presigned_url(
+            "get_object", Params={"Bucket": pack_bucket(), "Key": key}, ExpiresIn=expires_s
+        )
+    except (ClientError, BotoCoreError) as exc:
+        raise _unavailable("signing", key, exc) from exc
+    return str(url)

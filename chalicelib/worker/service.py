@@ -42,6 +42,7 @@ from chalicelib.executions import lifecycle, open_secrets
 from chalicelib.models.messages import ExecutionMessage
 from chalicelib.pipeline.outbox import publish
 from chalicelib.runners import RunRequest, runner_for, runner_types
+from chalicelib.runners.remote import dependency_refusal
 from chalicelib.stopping import grace_of
 from chalicelib.worker import deps
 from chalicelib.worker.heartbeat import Heartbeat
@@ -74,6 +75,7 @@ class Job:
     secret_names: tuple[str, ...] = ()  # the parameters declared secret (the HTTP runner hides them)
     python: str | None = None  # the pack's virtualenv interpreter, when it has requirements
     node_modules: Path | None = None  # the pack's, when it has a package.json
+    pack_key: str | None = None  # the pack archive's storage key, for the runner function (it fetches the pack)
 
     @property
     def actor(self) -> str:
@@ -159,6 +161,9 @@ class Worker:
                 pack_dir = self.packs.get(key)  # ServiceUnavailable propagates: retry
             except (NotFound, ValidationFailed) as exc:
                 return exc.message
+        refusal = dependency_refusal(spec.runner_type, pack_dir, self.cfg.action_runner_function)
+        if refusal is not None:  # before any install: the runner function could not use it
+            return refusal
         python: str | None = None
         if pack_dir is not None and spec.runner_type == "python3":
             try:  # built once per requirements.txt content; a failed install fails the execution, not the worker
@@ -189,6 +194,7 @@ class Worker:
             spec=replace(spec, secrets=secrets),
             python=python,
             node_modules=node_modules,
+            pack_key=str(key) if pack_dir is not None else None,
             secret_names=tuple(secret_names(row["declared"] or {})),
         )
 
@@ -244,7 +250,9 @@ class Worker:
                          "execution_id": job.execution_id, "tenant_id": job.tenant_id,
                          "secret_names": list(job.secret_names)},
             )
-            outcome = runner_for(job.runner_type, grace_s=self.cfg.action_grace_s).run(request, cancel=run.cancel)
+            runner = runner_for(job.runner_type, grace_s=self.cfg.action_grace_s,
+                                runner_function=self.cfg.action_runner_function, pack_key=job.pack_key)
+            outcome = runner.run(request, cancel=run.cancel)
         except ValidationFailed as exc:  # refused before a process started: entry point, parameters
             elapsed = round(time.monotonic() - started, 3)
             return status.FAILED, result_doc(error=exc.message, secrets=job.secrets), elapsed, False

@@ -8,14 +8,17 @@ invokes this function synchronously with what the action needs:
     {"execution_id": 7, "runner_type": "python3", "parameters": {...},
      "code": "..." | null, "entry_point": "hello.py" | null,
      "pack_url": "https://<presigned S3 GET of the pack archive>" | null,
-     "timeout_s": 60, "max_output_bytes": 1048576,
+     "timeout_s": 60, "max_output_bytes": 1048576, "grace_s": 5,
      "context": {"api_url": ..., "token": <execution-scoped JWT>, ...}}
 
-and stores the returned RunResult. The function's role may only write its own
-log group: no S3 rights either, so pack files arrive as a presigned URL the
-worker signs (valid for minutes, for one object). Its environment carries no
-database URL and no bucket, and it is not in a VPC. The handler is thin:
-parse, run with `chalicelib.runners` exactly as the worker would, return.
+(`chalicelib.runners.remote.RunnerInvocation`: the worker builds the
+payload with it and this handler checks it against it) and stores the
+returned RunResult. The function's role may only write its own log group:
+no S3 rights either, so pack files arrive as a presigned URL the worker signs
+(valid for minutes, for one object). Its environment carries no database URL
+and no bucket, and it is not in a VPC. The handler is thin: parse, run with
+`chalicelib.runners` exactly as the worker would, return. Nothing here logs
+the payload: it holds the action's secrets and its token.
 """
 
 from __future__ import annotations
@@ -23,19 +26,25 @@ from __future__ import annotations
 import io
 import tarfile
 import tempfile
+import time
 import urllib.parse
 import urllib.request
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from chalicelib.core.errors import ValidationFailed
 from chalicelib.observability import configure_logging
 from chalicelib.runners import RunRequest, RunResult, runner_for
+from chalicelib.runners.remote import RunnerInvocation
 
 configure_logging()
 
 MAX_PACK_BYTES = 256 * 1024 * 1024
+# Kept back from the function's remaining time when capping an action's timeout: the answer must still be sent.
+RESERVE_S = 10.0
 
 
 def fetch_pack(url: str, dest: Path) -> Path:
@@ -46,44 +55,79 @@ def fetch_pack(url: str, dest: Path) -> Path:
     """
     if urllib.parse.urlsplit(url).scheme != "https":
         raise ValidationFailed("pack_url must be an https URL (a presigned S3 GET)")
-    with urllib.request.urlopen(url, timeout=60) as resp:  # noqa: S310 - https checked above
-        data = resp.read(MAX_PACK_BYTES + 1)
+    try:
+        with urllib.request.urlopen(url, timeout=60) as resp:  # noqa: S310 - https checked above
+            data = resp.read(MAX_PACK_BYTES + 1)
+    except OSError as exc:  # URLError, HTTPError (an expired URL is a 403), timeouts
+        raise ValidationFailed(f"could not fetch the pack archive: {exc}") from exc
+    return unpack_pack(data, dest)
+
+
+def unpack_pack(data: bytes, dest: Path) -> Path:
+    """Unpack a downloaded archive under `dest`, refusing one larger than the runner accepts."""
     if len(data) > MAX_PACK_BYTES:
         raise ValidationFailed("the pack archive is larger than the runner accepts")
     dest.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-        tar.extractall(dest, filter="data")
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+            tar.extractall(dest, filter="data")
+    except tarfile.TarError as exc:  # not a tar.gz, or a member the data filter refuses
+        raise ValidationFailed(f"the pack archive cannot be unpacked: {exc}") from exc
     return dest
 
 
-def run_request(event: dict[str, Any], pack_dir: Path | None) -> RunRequest:
-    """The RunRequest the worker would have built, from the invocation's payload."""
+def run_request(invocation: RunnerInvocation, pack_dir: Path | None, budget_s: float | None = None) -> RunRequest:
+    """The RunRequest the worker would have built, from the invocation's payload.
+
+    `budget_s` is what is left of this function's own time: an action is
+    stopped before Lambda kills the function, so that its partial output and
+    "timed out" come back instead of a bare "Task timed out".
+    """
+    timeout_s = invocation.timeout_s
+    if budget_s is not None:
+        timeout_s = max(1.0, min(timeout_s, budget_s - invocation.grace_s - RESERVE_S))
     return RunRequest(
-        execution_id=int(event["execution_id"]),
-        runner_type=str(event["runner_type"]),
-        parameters=dict(event.get("parameters") or {}),
-        code=event.get("code"),
-        entry_point=event.get("entry_point"),
+        execution_id=invocation.execution_id,
+        runner_type=invocation.runner_type,
+        parameters=dict(invocation.parameters),
+        code=invocation.code,
+        entry_point=invocation.entry_point,
         pack_dir=pack_dir,
-        timeout_s=float(event.get("timeout_s", 600)),
-        max_output_bytes=int(event.get("max_output_bytes", 1024 * 1024)),
-        context=dict(event.get("context") or {}),
+        timeout_s=timeout_s,
+        max_output_bytes=invocation.max_output_bytes,
+        context=dict(invocation.context),
     )
 
 
-def run(event: dict[str, Any], work_dir: Path) -> RunResult:
-    """Fetch the pack (if any) into `work_dir`, then run the action to completion."""
-    pack_url = event.get("pack_url")
-    pack_dir = fetch_pack(str(pack_url), work_dir / "pack") if pack_url else None
-    request = run_request(event, pack_dir)
-    return runner_for(request.runner_type).run(request)
+def _deadline(context: Any) -> float | None:
+    """When Lambda will stop this invocation (time.monotonic), or None outside Lambda."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return time.monotonic() + remaining() / 1000 if callable(remaining) else None
 
 
-def handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
+def run(event: dict[str, Any], work_dir: Path, deadline: float | None = None) -> RunResult:
+    """Check the payload, fetch the pack (if any) into `work_dir`, then run the action to completion.
+
+    `runner_for` is given no runner function: this is where the action runs.
+    """
+    try:
+        invocation = RunnerInvocation.model_validate(event)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "payload"
+        raise ValidationFailed(f"the runner was invoked with an invalid payload ({where}: {first['msg']})") from exc
+    pack_dir = fetch_pack(invocation.pack_url, work_dir / "pack") if invocation.pack_url else None
+    budget_s = deadline - time.monotonic() if deadline is not None else None
+    request = run_request(invocation, pack_dir, budget_s)
+    return runner_for(request.runner_type, grace_s=invocation.grace_s).run(request)
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Lambda entry point: the RunResult as a dict (a refused request is a failed result, not a crash)."""
+    deadline = _deadline(context)
     with tempfile.TemporaryDirectory(prefix="attune-run-") as work:
         try:
-            result = run(event, Path(work))
+            result = run(event, Path(work), deadline)
         except ValidationFailed as exc:
             result = RunResult(status="failed", exit_code=None, stdout="", stderr="", output=None,
                                error=exc.message, timed_out=False, pid=None, duration_s=0.0)
