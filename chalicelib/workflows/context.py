@@ -9,12 +9,13 @@ datastore view.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
 from chalicelib.core import status
-from chalicelib.core.workflow import Workflow, implicit_with_items, parse_workflow
+from chalicelib.core.workflow import Task, Workflow, implicit_with_items, parse_workflow
 from chalicelib.datastore import DatastoreView
 from chalicelib.db.pool import Cursor
 from chalicelib.executions.request import open_secrets
@@ -54,6 +55,21 @@ def output_of(child: Mapping[str, Any]) -> Any:
     if child.get("status") in status.FINAL:
         return {"error": result.get("error"), "status": child.get("status"), "output": result.get("output")}
     return None
+
+
+@lru_cache(maxsize=1024)
+def _mentions(text: str, names: frozenset[str]) -> bool:
+    return any(re.search(rf"\b{re.escape(name)}\b", text) for name in names)
+
+
+def reads_results(wf: Workflow, task: Task) -> bool:
+    """Whether any template of `task` names another task (so its results must be loaded to render it)."""
+    if wf.implicit:
+        return False
+    text = json.dumps([task.input, task.with_items, task.inquiry.model_dump() if task.inquiry else None])
+    if "{{" not in text and "{%" not in text:
+        return False
+    return _mentions(text, frozenset(t.name for t in wf.tasks if t.name != task.name))
 
 
 def task_results(wf: Workflow, children: list[dict[str, Any]]) -> dict[str, Any]:

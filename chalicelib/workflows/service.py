@@ -105,7 +105,8 @@ def _request_task(cur: Cursor, row: dict[str, Any], wf: Workflow, message: Workf
     if message.index is not None:
         items = (row.get("workflow_items") or {}).get(task.name) or []
         item = items[message.index] if message.index < len(items) else None
-    children = db.children(cur, tenant_id, execution_id)
+    # The other tasks' results only when a template of this one could read them (most read none).
+    children = db.children(cur, tenant_id, execution_id) if context.reads_results(wf, task) else []
     ctx = context.build(cur, row, wf, children, item=item, index=message.index)
     where = f"task '{task.name}'"
     failure: str | None = None
@@ -141,28 +142,16 @@ class _TaskRefused(Exception):
     """A task that cannot even be requested (its action is gone): its token fails with this message."""
 
 
-def _hold(cur: Cursor, tenant_id: int, execution_id: int, task_name: str | None) -> None:
-    """Lock the workflow's row for a task: shared (items start side by side), exclusive for an inquiry.
-
-    An inquiry task pauses the workflow (an UPDATE of this row); two of them
-    upgrading shared locks at once would deadlock, so they take it whole.
-    """
-    first = db.load(cur, tenant_id, execution_id)
-    wf = context.definition(first["workflow"]) if first and first["workflow"] else None
-    try:
-        asks = wf is not None and task_name is not None and wf.task(task_name).inquiry is not None
-    except KeyError:
-        asks = False
-    (db.lock if asks else db.share)(cur, tenant_id, execution_id)
-
-
 def _task(message: WorkflowMessage) -> None:
     token = str(message.task_token)
     tenant_id, execution_id = message.tenant_id, message.execution_id
     refusal: tuple[str, str] | None = None
     pending: list[Pending] = []
     with system_tx() as cur:
-        _hold(cur, tenant_id, execution_id, message.task)
+        # Shared: a Map's items start side by side; the end (finish, fail, cancel) takes it whole. (Two
+        # inquiry tasks pausing the workflow at once may deadlock on the upgrade: PostgreSQL aborts one,
+        # whose message is redelivered and then goes through.)
+        db.share(cur, tenant_id, execution_id)
         row = db.load(cur, tenant_id, execution_id)
         if row is None or row["status"] not in ACTIVE_WORKFLOW or row["workflow"] is None:
             refusal = ("Attune.Canceled", "the workflow is no longer running")
