@@ -78,3 +78,30 @@ def test_readme_first_automation_runs_verbatim(cloud: Cloud) -> None:
     crons = items(user, "/api/v1/triggers", type="cron")
     assert [t["parameters"]["expression"] for t in crons] == ["*/10 * * * * *"], crons
     assert len(items(user, "/api/v1/triggers", type="webhook")) == 1
+
+
+WORKFLOW_SECTION = "## A workflow that waits for approval"
+
+
+def test_readme_approval_workflow_runs_verbatim(cloud: Cloud) -> None:
+    # GIVEN the README's first block (it sets API, H and field) and then its workflow block, as one shell
+    text = README.read_text()
+    assert WORKFLOW_SECTION in text, f"README.md lost its {WORKFLOW_SECTION!r} section"
+    found = re.search(r"```sh\n(.*?)```", text[text.index(WORKFLOW_SECTION):], re.DOTALL)
+    assert found is not None, f"no ```sh block under {WORKFLOW_SECTION!r}"
+    username = f"readme-wf-{uuid.uuid4().hex[:10]}"
+    script = runnable(readme_block() + found.group(1), cloud.url, username)
+    # WHEN it runs in bash
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=SHELL_TIMEOUT_S,
+                          check=False)
+    # THEN every command succeeded, and the answer was taken
+    assert done.returncode == 0, f"exit {done.returncode}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    assert '"status":"responded"' in done.stdout, done.stdout
+    # AND the workflow ended as the README says, its three tasks run in order
+    user = cloud.login(username, README_PASSWORD)
+    (run,) = items(user, "/api/v1/executions", action_ref="ops.deploy")
+    final = wait_final(user, int(str(run["id"])))
+    assert final["status"] == "succeeded", final
+    assert final["result"]["output"] == {"shipped": "approved=True"}, final["result"]
+    tasks = [c["task_name"] for c in items(user, "/api/v1/executions", parent_execution_id=run["id"])]
+    assert tasks == ["plan", "approve", "ship"], tasks
