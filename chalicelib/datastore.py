@@ -23,12 +23,12 @@ from psycopg.types.json import Jsonb
 from chalicelib.aws import kms
 from chalicelib.core import crypto
 from chalicelib.core.errors import ValidationFailed
+from chalicelib.core.params import MASK
 from chalicelib.db import audit
 from chalicelib.db import datastore as sql
 from chalicelib.db.pool import Cursor
 from chalicelib.models.datastore import check_key, check_ttl
 
-MASK = "********"
 MAX_VALUE_BYTES = 1024 * 1024
 ENTITY_TYPE = "datastore_item"
 

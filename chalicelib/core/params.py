@@ -43,6 +43,7 @@ def check(declared: Mapping[str, Any], given: Mapping[str, Any]) -> tuple[dict[s
     return params, [_describe(e) for e in errors]
 
 
+# What a secret shows as wherever it would otherwise appear: parameters, results, datastore reads, audit.
 MASK = "********"
 
 

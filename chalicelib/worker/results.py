@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-MASK = "********"
+from chalicelib.core.params import MASK
+
 MIN_SECRET_LEN = 4  # masking "1" or "ab" everywhere would mangle the output and hide nothing
 
 
