@@ -46,6 +46,13 @@ class MachineGone(ServiceUnavailable):
     """The state machine is not there any more (an emulator restarted without it): create it again."""
 
 
+class DefinitionRefused(Exception):
+    """Step Functions refused a compiled definition (a compiler bug, or a limit): retrying cannot help."""
+
+
+REFUSED_DEFINITION = frozenset({"InvalidDefinition", "ValidationException", "StateMachineLimitExceeded"})
+
+
 def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
@@ -84,6 +91,8 @@ def ensure_state_machine(digest: str, definition: str) -> str:
             arn = str(sfn.create_state_machine(name=name, definition=definition, roleArn=role_arn(),
                                                type="STANDARD")["stateMachineArn"])
         except ClientError as exc:
+            if _code(exc) in REFUSED_DEFINITION:
+                raise DefinitionRefused(f"Step Functions refused the workflow's state machine: {exc}") from exc
             if _code(exc) != "StateMachineAlreadyExists":
                 raise
             arn = _machine_arn(name) or ""

@@ -79,9 +79,13 @@ def _start(message: WorkflowMessage) -> None:
             return
     wf = context.definition(row["workflow"])
     try:
-        arn = states.start_execution(state_machine_for(wf), tenant_id, execution_id)
-    except states.MachineGone:  # an emulator restarted without it: create it again
-        arn = states.start_execution(state_machine_for(wf), tenant_id, execution_id)
+        try:
+            arn = states.start_execution(state_machine_for(wf), tenant_id, execution_id)
+        except states.MachineGone:  # an emulator restarted without it: create it again
+            arn = states.start_execution(state_machine_for(wf), tenant_id, execution_id)
+    except states.DefinitionRefused as exc:  # no redelivery can mend it: the workflow fails, saying why
+        _refused(message, str(exc))
+        return
     pending: list[Pending] = []
     with system_tx() as cur:
         db.set_sfn_execution(cur, tenant_id, execution_id, arn)
@@ -93,6 +97,18 @@ def _start(message: WorkflowMessage) -> None:
         outbox.ack(cur, message.outbox_id)
     if stop:  # canceled while it was being started
         states.stop_execution(arn, "the workflow ended before its state machine started")
+    publish(pending)
+
+
+def _refused(message: WorkflowMessage, error: str) -> None:
+    pending: list[Pending] = []
+    with system_tx() as cur:
+        moved = lifecycle.complete(cur, message.tenant_id, message.execution_id, final=status.FAILED,
+                                   result=result_doc(error=error), actor=_actor(message.execution_id),
+                                   detail={"stage": "start"})
+        if moved is not None:
+            pending += moved.messages
+        outbox.ack(cur, message.outbox_id)
     publish(pending)
 
 

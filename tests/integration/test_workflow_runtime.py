@@ -163,3 +163,20 @@ def test_the_sweep_fails_a_workflow_whose_state_machine_execution_is_gone(api: A
     done = execution(user, workflow_id)
     assert done["status"] == "failed", done
     assert "lost its execution" in done["result"]["error"]
+
+
+def test_a_definition_step_functions_refuses_fails_the_workflow_instead_of_retrying(
+    api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN Step Functions refuses the compiled state machine (a limit, a compiler bug)
+    user = register(api)
+    workflow_id = workflow(user, [{"name": "a", "action": "core.noop"}])
+
+    def refuse(digest: str, definition: str) -> str:
+        raise service.states.DefinitionRefused("Step Functions refused the workflow's state machine: too big")
+
+    monkeypatch.setattr(service.states, "ensure_state_machine", refuse)
+    # WHEN its start message is handled THEN the workflow failed at once, saying why (no redelivery loop)
+    service.handle(WorkflowMessage(kind="start", tenant_id=user.tenant_id, execution_id=workflow_id))
+    done = execution(user, workflow_id)
+    assert done["status"] == "failed" and "refused the workflow's state machine" in done["result"]["error"], done
