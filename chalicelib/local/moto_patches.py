@@ -1,20 +1,41 @@
-"""Fixes to moto's SQS for a long-running local cloud: memory that would otherwise grow forever.
+"""Fixes to moto for a long-running local cloud: memory that would otherwise grow forever, and callbacks.
 
-moto keeps every receipt handle of every deleted message in a per-queue
-`set` (`Queue.deleted_messages`), only so that deleting a message twice is
-harmless; nothing ever prunes it, so the emulator grew ~6 KB per execution
-(issue 10). The set is replaced by one that remembers the most recent
-handles only: a consumer deletes within its visibility timeout, so an old
-handle is never asked about again (and SQS itself refuses stale handles).
+Measured with tracemalloc in the emulator (`ATTUNE_MOTO_TRACEMALLOC`, see
+`moto_server`) during the soak (bench/soak.py, `core.noop` executions, about
+one SQS message delivered and deleted each), the emulator's RSS grew 2.1 KB
+per execution (105 -> 129 MB over 10,000). Python's heap grew 2.0 KB per
+delivered message (1.09 MB over 532 deliveries), held by two things:
+
+- `BaseModel.__new__` appends EVERY model instance moto ever creates to its
+  class's `instances_tracked` list (only for moto's `/moto-api/data.json`
+  dashboard): each SQS message sent, and the deep copy `receive_message`
+  makes of it for every delivery, stayed alive after deletion with its
+  attributes, body and handles: 1.7 KB per delivered message.
+  `track_model_instances_weakly` keeps the list's meaning (the live
+  instances) without keeping them alive.
+- `Queue.deleted_messages`: every receipt handle (185 characters) of every
+  deleted message, only so that deleting twice is harmless; never pruned:
+  0.3 KB per delivered message. `bound_sqs_deleted_receipts` remembers the
+  most recent `RECENT_RECEIPTS` per queue.
+
+With both, the soak's RSS grows 0.07 KB per execution over its last 3,000
+(109.1 -> 109.3 MB), i.e. flat.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-RECENT_RECEIPTS = 20_000  # per queue: far more than are ever in flight (the outbox caps it at 100)
+# Per queue. A deleted handle is only asked about again by a retried delete, i.e. within the
+# visibility timeout of its receive (30 s locally, ATTUNE_LOCAL_VISIBILITY_SECONDS): 30 s at
+# 100 deletes/s on one queue (the soak runs ~40 executions/s, one delete each) is 3,000
+# handles, ~0.9 MB at most. (At 20,000, ~6 MB a queue, the bound never engaged within a
+# 10,000-execution soak.) A handle forgotten early costs only a ReceiptHandleIsInvalid on a
+# duplicate delete, which the pollers log and ignore.
+RECENT_RECEIPTS = 3_000
 
 
 class RecentReceipts:
@@ -69,6 +90,71 @@ def bound_sqs_deleted_receipts(limit: int = RECENT_RECEIPTS) -> None:
 
     Queue.__init__ = __init__  # type: ignore[method-assign]
     Queue._attune_bounded = True  # type: ignore[attr-defined]
+
+
+class _KeyedRef(weakref.ref):  # type: ignore[type-arg]
+    """A weak reference that remembers the key it is filed under."""
+
+    __slots__ = ("key",)
+    key: int
+
+
+class WeakInstances:
+    """moto's per-model `instances_tracked` list, holding its instances weakly.
+
+    moto only reads it to list the live models (`/moto-api/data.json`, and
+    S3's `reset()` disposing of its keys); as a plain list it keeps every
+    instance ever created alive. Here an instance leaves it when nothing else
+    refers to it. Unhashable models are fine: entries are keyed by `id()`, and
+    the weakref's callback removes an entry before its id can be reused.
+    """
+
+    def __init__(self, items: Iterable[object] = ()) -> None:
+        self._refs: dict[int, _KeyedRef] = {}
+        for item in items:
+            self.append(item)
+
+    def append(self, item: object) -> None:
+        """Track `item` for as long as something else keeps it alive."""
+        ref = _KeyedRef(item, self._forget)
+        ref.key = id(item)
+        self._refs[ref.key] = ref
+
+    def _forget(self, ref: _KeyedRef) -> None:
+        if self._refs.get(ref.key) is ref:
+            del self._refs[ref.key]
+
+    def __iter__(self) -> Iterator[object]:
+        # A snapshot: the garbage collector may drop entries at any moment.
+        alive = (ref() for ref in list(self._refs.values()))
+        return iter([item for item in alive if item is not None])
+
+    def __len__(self) -> int:
+        return len(self._refs)
+
+
+def track_model_instances_weakly() -> None:
+    """Make moto's `BaseModel` track the instances it creates weakly (see `WeakInstances`).
+
+    `BaseModel.__new__` itself is replaced, so model classes imported later
+    (moto loads a service's models on its first request) are covered too, and
+    so is the plain list moto's reset puts back.
+    """
+    from moto.core.common_models import BaseModel
+
+    if getattr(BaseModel, "_attune_weak_instances", False):
+        return
+
+    def __new__(cls: Any, *args: Any, **kwargs: Any) -> Any:
+        instance = object.__new__(cls)
+        tracked = cls.instances_tracked
+        if not isinstance(tracked, WeakInstances):
+            tracked = cls.instances_tracked = WeakInstances(tracked)
+        tracked.append(instance)
+        return instance
+
+    BaseModel.__new__ = __new__  # type: ignore[assignment, method-assign]
+    BaseModel._attune_weak_instances = True  # type: ignore[attr-defined]
 
 
 def fix_step_functions_callbacks() -> None:

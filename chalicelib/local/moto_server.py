@@ -39,7 +39,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from chalicelib.local.moto_patches import bound_sqs_deleted_receipts, fix_step_functions_callbacks
+from chalicelib.local.moto_patches import (
+    bound_sqs_deleted_receipts,
+    fix_step_functions_callbacks,
+    track_model_instances_weakly,
+)
 
 log = logging.getLogger(__name__)
 
@@ -328,7 +332,9 @@ def _serve(port: int, *, auth: Credentials | None) -> None:
     from werkzeug.serving import run_simple
 
     moto_api_backend.set_config(SFN_CONFIG)  # in-process: the admin API may be closed
-    bound_sqs_deleted_receipts()  # else moto's SQS grows ~6 KB per execution, forever
+    # Else moto grows ~2 KB per execution, forever (measured: see moto_patches).
+    track_model_instances_weakly()  # every model instance ever made (each SQS message and copy)
+    bound_sqs_deleted_receipts()  # every deleted receipt handle
     fix_step_functions_callbacks()  # retried tasks get fresh tokens; failure causes are kept
     app: WsgiApp = DomainDispatcherApplication(create_backend_app)
     if auth is not None:
@@ -346,8 +352,43 @@ def _serve(port: int, *, auth: Credentials | None) -> None:
     run_simple(HOST, port, app, threaded=True, request_handler=MotoRequestHandler)
 
 
+TRACEMALLOC_ENV = "ATTUNE_MOTO_TRACEMALLOC"
+
+
+def _trace_memory_if_asked() -> None:
+    """Debugging hook (issue 10): `ATTUNE_MOTO_TRACEMALLOC=/tmp/moto-mem` traces moto's allocations.
+
+    Off unless the variable is set (the child inherits the supervisor's
+    environment, so `ATTUNE_MOTO_TRACEMALLOC=... attune dev` is enough). Each
+    SIGUSR1 dumps a snapshot to `<prefix>-<n>.snap`, to compare offline with
+    `tracemalloc.Snapshot.load(...).compare_to(...)`; that is how the holders
+    patched in `moto_patches` were found. `ATTUNE_MOTO_TRACEMALLOC_FRAMES`
+    (default 1) keeps deeper tracebacks, at a cost in speed. Tracing and
+    snapshots inflate the child's RSS: measure RSS (bench/soak.py) untraced.
+    """
+    prefix = os.environ.get(TRACEMALLOC_ENV)
+    if not prefix:
+        return
+    import gc
+    import tracemalloc
+
+    tracemalloc.start(int(os.environ.get(f"{TRACEMALLOC_ENV}_FRAMES", "1")))
+    count = 0
+
+    def dump(_signum: int, _frame: Any) -> None:
+        nonlocal count
+        count += 1
+        gc.collect()  # cycles that would be freed anyway are not a leak
+        path = f"{prefix}-{count}.snap"
+        tracemalloc.take_snapshot().dump(path)
+        log.warning("tracemalloc snapshot written to %s", path)
+
+    signal.signal(signal.SIGUSR1, dump)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Child entry point: moto's server plus the parent watchdog."""
+    _trace_memory_if_asked()
     parser = argparse.ArgumentParser(prog="python -m chalicelib.local.moto_server")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--parent", type=int, default=0)

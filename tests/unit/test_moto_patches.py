@@ -1,11 +1,20 @@
-"""moto's SQS forgets old deleted receipts: its memory stays flat however many messages pass (issue 10)."""
+"""moto forgets deleted messages and old receipts: its memory stays flat however many messages pass (issue 10)."""
 
 from __future__ import annotations
+
+import gc
+import sys
 
 import boto3
 from moto import mock_aws
 
-from chalicelib.local.moto_patches import RecentReceipts, bound_sqs_deleted_receipts
+from chalicelib.local.moto_patches import (
+    RECENT_RECEIPTS,
+    RecentReceipts,
+    WeakInstances,
+    bound_sqs_deleted_receipts,
+    track_model_instances_weakly,
+)
 
 
 def test_recent_receipts_keeps_the_newest_only() -> None:
@@ -42,3 +51,72 @@ def test_a_queue_remembers_a_bounded_number_of_deleted_receipts() -> None:
         assert len(queue.deleted_messages) <= 200
         # AND deleting a recently deleted message again is still harmless, as SQS promises
         sqs.delete_message(QueueUrl=url, ReceiptHandle=last)
+
+
+def _tracked(model: type) -> list[object]:
+    """The instances moto lists for `model` (its metaclass gives each class its own list)."""
+    return list(vars(model)["instances_tracked"])
+
+
+def test_weak_instances_lists_live_models_only() -> None:
+    class Unhashable:  # moto models may define __eq__ without __hash__
+        __hash__ = None  # type: ignore[assignment]
+
+    tracked = WeakInstances()
+    kept, dropped = Unhashable(), Unhashable()
+    tracked.append(kept)
+    tracked.append(dropped)
+    assert [id(item) for item in tracked] == [id(kept), id(dropped)]
+    del dropped
+    gc.collect()
+    assert [id(item) for item in tracked] == [id(kept)] and len(tracked) == 1
+
+
+def test_moto_keeps_no_deleted_sqs_message_alive() -> None:
+    # GIVEN moto with its model instances tracked weakly (as the local cloud's emulator has them)
+    track_model_instances_weakly()
+    from moto.sqs.models import Message
+
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        url = sqs.create_queue(QueueName="soak-instances")["QueueUrl"]
+        gc.collect()
+        before = len(_tracked(Message))
+        # WHEN 500 messages are sent, received (moto deep-copies each one it delivers) and deleted
+        for n in range(0, 500, 10):
+            sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": f"m{n + i}"}
+                                                          for i in range(10)])
+            received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+            sqs.delete_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                                                            for i, m in enumerate(received)])
+        gc.collect()
+        # THEN none of the 1,000 message objects is kept (moto's list held every one before)
+        assert len(_tracked(Message)) - before < 20
+        # AND a live message is still listed, for moto's dashboard
+        sqs.send_message(QueueUrl=url, MessageBody="still here")
+        assert any(getattr(m, "body", None) == "still here" for m in _tracked(Message))
+
+
+def test_weak_tracking_survives_a_reset_of_moto_models() -> None:
+    # GIVEN weak tracking, and moto's reset putting plain lists back on every model class
+    track_model_instances_weakly()
+    from moto.core.model_instances import reset_model_data
+    from moto.sqs.models import Message
+
+    reset_model_data()
+    # WHEN a model is made afterwards
+    message = Message("id", "body")
+    # THEN it is tracked weakly again
+    assert isinstance(vars(Message)["instances_tracked"], WeakInstances)
+    assert [id(m) for m in _tracked(Message)] == [id(message)]
+
+
+def test_one_queue_remembers_about_a_megabyte_of_deleted_receipts_at_most() -> None:
+    # A full queue's memory: RECENT_RECEIPTS handles of moto's 185 characters each.
+    seen = RecentReceipts()
+    for n in range(RECENT_RECEIPTS + 10):
+        seen.add(f"{n:0185d}")
+    size = sys.getsizeof(seen._items) + sum(sys.getsizeof(handle) for handle in seen)
+    assert len(seen) == RECENT_RECEIPTS
+    # 20,000 (the earlier bound, never reached by a 10,000-execution soak) would be ~7 MB.
+    assert size < 1.5 * 1024 * 1024
