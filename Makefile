@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: sandbox run test unit integration e2e lint typecheck bench clean
+.PHONY: sandbox run test unit integration e2e e2e-report lint typecheck bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ integration: $(STAMP)
 
 e2e: $(STAMP)
 	$(BIN)/pytest -q tests/e2e
+
+# The seed's test report: the tiers in order, then per tier ✅/❌/⏭️, name and seconds, and a summary
+# (tests/e2e/report.py); also written as JSON. E2E_REPORT_JSON=path to put it elsewhere.
+E2E_REPORT_JSON ?= .attune/e2e-report.json
+e2e-report: $(STAMP) sandbox
+	$(BIN)/python -m pytest -q -p tests.e2e.report --e2e-report-json=$(E2E_REPORT_JSON) tests/e2e/tier1 tests/e2e/tier2 tests/e2e/tier3
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import api_latency, pipeline, runners, sandbox, soak, timers, workflows
+from bench import api_latency, notifications, pipeline, ratelimit, runners, sandbox, soak, timers, workflows
 from chalicelib.local.harness import running_cloud
 
 RESULTS = Path(__file__).parent / "results"
@@ -43,6 +43,8 @@ def _run_cloud(url: str, aws: dict[str, str], only: set[str], data_dir: Path | N
         "pipeline": lambda: pipeline.run(url, aws.get("endpoint_url"), aws_keys=aws),
         "timers": lambda: timers.run(url),
         "workflows": lambda: workflows.run(url),
+        "ratelimit": lambda: ratelimit.run(url, data_dir),
+        "notifications": lambda: notifications.run(url, data_dir),
         "soak": lambda: soak.run(url, data_dir),
     }
     # The soak (10,000 executions, minutes) runs only when asked for by name.

@@ -13,6 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from chalicelib.core.netpolicy import parse_allow_hosts
+from chalicelib.core.ratelimit import Backoff, Limit
 
 MIB = 1024 * 1024
 
@@ -52,6 +53,37 @@ def _heartbeat_seconds() -> float:
     return _float("ATTUNE_HEARTBEAT_SECONDS", 2.0, minimum=0.05)
 
 
+def _limit(per_s_name: str, burst_name: str, per_s: float, burst: int) -> Limit:
+    return Limit(per_s=_float(per_s_name, per_s, minimum=0.001), burst=int(_float(burst_name, burst, minimum=1)))
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    """Rate limits and the password-hash bound (docs/api.md, "Rate limits")."""
+
+    user: Limit  # each non-admin user's /api/v1 calls (and each running action's)
+    webhook: Limit  # each webhook trigger's calls
+    auth: Limit  # /auth/login and /auth/register, per client address and per user name
+    login_backoff: Backoff
+    hash_concurrency: int  # password hashes at once per process (64 MiB of Argon2 memory each)
+    hash_wait_s: float  # how long a login queues for a hash slot before a 503
+
+
+def limit_settings() -> LimitSettings:
+    """The limits as the environment asks for them (cached as part of `settings()`)."""
+    return LimitSettings(
+        user=_limit("ATTUNE_RATE_LIMIT_PER_S", "ATTUNE_RATE_LIMIT_BURST", 50.0, 200),
+        webhook=_limit("ATTUNE_WEBHOOK_RATE_LIMIT_PER_S", "ATTUNE_WEBHOOK_RATE_LIMIT_BURST", 100.0, 500),
+        auth=_limit("ATTUNE_AUTH_RATE_LIMIT_PER_S", "ATTUNE_AUTH_RATE_LIMIT_BURST", 5.0, 50),
+        login_backoff=Backoff(
+            after=int(_float("ATTUNE_LOGIN_BACKOFF_AFTER", 5, minimum=1)),
+            max_s=_float("ATTUNE_LOGIN_BACKOFF_MAX_S", 60.0, minimum=1),
+        ),
+        hash_concurrency=int(_float("ATTUNE_PASSWORD_HASH_CONCURRENCY", 4, minimum=1)),
+        hash_wait_s=_float("ATTUNE_PASSWORD_HASH_WAIT_S", 3.0, minimum=0),
+    )
+
+
 @dataclass(frozen=True)
 class Settings:
     """Process-wide configuration; built from the environment by `settings()`."""
@@ -66,6 +98,7 @@ class Settings:
     data_dir: str
     access_token_ttl: int
     refresh_token_ttl: int
+    limits: LimitSettings
     max_body_bytes: int
     max_archive_bytes: int
     db_pool_min: int
@@ -104,6 +137,7 @@ def settings() -> Settings:
         data_dir=os.environ.get("ATTUNE_DATA_DIR", ".attune"),
         access_token_ttl=_int("ATTUNE_ACCESS_TOKEN_TTL", 900),
         refresh_token_ttl=_int("ATTUNE_REFRESH_TOKEN_TTL", 7 * 24 * 3600),
+        limits=limit_settings(),
         max_body_bytes=_int("ATTUNE_MAX_BODY_BYTES", 1024 * 1024),
         max_archive_bytes=_int("ATTUNE_MAX_ARCHIVE_BYTES", 6 * 1024 * 1024),
         db_pool_min=_int("ATTUNE_DB_POOL_MIN", 1),
@@ -192,3 +226,44 @@ def worker_settings() -> WorkerSettings:
         pack_cache_dir=Path(os.environ.get("ATTUNE_PACK_CACHE_DIR") or _default_cache_dir()),
         action_runner_function=os.environ.get("ATTUNE_ACTION_RUNNER_FUNCTION") or None,
     )
+
+
+@dataclass(frozen=True)
+class SensorSettings:
+    """How sensors poll (docs/sensors.md): `watch_dirs` maps a tenant name (or `*`) to host dirs its sensors see."""
+
+    watch_dirs: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    timeout_s: float = 30.0
+
+
+def parse_watch_dirs(raw: str | None) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """`tenant=/dir[:/dir...];*=/dir`: which host directories the sandbox mounts read-only for whose sensors.
+
+    Absolute paths only, so what a sensor sees never depends on a process's cwd.
+    """
+    found: list[tuple[str, tuple[str, ...]]] = []
+    for entry in (raw or "").split(";"):
+        if not entry.strip():
+            continue
+        tenant, sep, dirs = entry.partition("=")
+        paths = tuple(os.path.normpath(p.strip()) for p in dirs.split(":") if p.strip())
+        if not sep or not tenant.strip() or not paths:
+            raise ValueError(f"ATTUNE_SENSOR_WATCH_DIRS entries are 'tenant=/dir[:/dir]', got {entry!r}")
+        relative = [p for p in paths if not os.path.isabs(p)]
+        if relative:
+            raise ValueError(f"ATTUNE_SENSOR_WATCH_DIRS needs absolute directories, got {relative}")
+        found.append((tenant.strip(), paths))
+    return tuple(found)
+
+
+def sensor_settings() -> SensorSettings:
+    """The sensor settings as the environment asks for them now (not cached, like `sandbox_settings()`)."""
+    return SensorSettings(
+        watch_dirs=parse_watch_dirs(os.environ.get("ATTUNE_SENSOR_WATCH_DIRS")),
+        timeout_s=_float("ATTUNE_SENSOR_TIMEOUT_SECONDS", 30.0, minimum=1),
+    )
+
+
+def max_chain_depth() -> int:
+    """How deep a chain of action-emitted events may go (`ATTUNE_MAX_CHAIN_DEPTH`); deeper ones are suppressed."""
+    return int(_float("ATTUNE_MAX_CHAIN_DEPTH", 10, minimum=0))

@@ -7,7 +7,7 @@ from typing import Any
 from chalice import Blueprint
 
 from chalicelib import accounts
-from chalicelib.api.context import Call, PublicCall, endpoint, public
+from chalicelib.api.context import Call, PublicCall, client_address, endpoint, public
 from chalicelib.api.params import page, path_id
 from chalicelib.api.serialize import listing, pick
 from chalicelib.core.auth import Permission
@@ -23,14 +23,14 @@ USER_FIELDS = ("id", "username", "tenant_id", "role", "created")
 @public(body=Credentials, status=201)
 def register(call: PublicCall) -> dict[str, Any]:
     """Create a new tenant with the caller as its admin."""
-    return pick(accounts.register(call.body), USER_FIELDS)
+    return pick(accounts.register(call.body, client_address(call.request)), USER_FIELDS)
 
 
 @bp.route("/auth/login", methods=["POST"])
 @public(body=Login)
 def login(call: PublicCall) -> dict[str, Any]:
     """Exchange username and password for an access and a refresh token."""
-    return accounts.login(call.body)
+    return accounts.login(call.body, client_address(call.request))
 
 
 @bp.route("/auth/refresh", methods=["POST"])

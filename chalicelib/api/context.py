@@ -1,9 +1,11 @@
 """The one decorator every endpoint goes through.
 
-It authenticates (401), loads the caller inside a tenant transaction, checks
-the role's permission before anything else is read (403), parses and
+It authenticates (401), takes a token from the caller's rate-limit bucket
+(429; admins are exempt), loads the caller inside a tenant transaction,
+checks the role's permission before anything else is read (403), parses and
 validates the body (400/413), runs the view, and turns every error into the
-contract body `{"error": {"code", "message"}}`. Chalice swallows non-Chalice
+contract body `{"error": {"code", "message"}}` (with `Retry-After` on a 429
+or 503 that knows when to come back). Chalice swallows non-Chalice
 exceptions into its own 500 body, so the translation has to live here, at
 the view boundary, rather than in a middleware.
 """
@@ -42,6 +44,7 @@ from chalicelib.core.errors import (
     PayloadTooLarge,
     Unauthorized,
 )
+from chalicelib.db import ratelimits
 from chalicelib.db.executions import is_running
 from chalicelib.db.pool import Cursor, tenant_tx
 from chalicelib.db.users import load_principal
@@ -102,8 +105,21 @@ class PublicCall:
 
 
 def error_response(exc: AttuneError, headers: dict[str, str | list[str]] | None = None) -> Response:
-    """The error contract as a Chalice response."""
-    return Response(body=exc.to_body(), status_code=exc.status, headers=headers or {})
+    """The error contract as a Chalice response; a refusal that knows when to come back says so in `Retry-After`."""
+    retry_after = getattr(exc, "retry_after", None)
+    extra: dict[str, str | list[str]] = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+    return Response(body=exc.to_body(), status_code=exc.status, headers={**extra, **(headers or {})})
+
+
+def client_address(request: Request) -> str | None:
+    """The caller's address as API Gateway saw it (`requestContext.identity.sourceIp`), never a header.
+
+    `X-Forwarded-For` is whatever the client wrote, so a limiter keyed on it
+    would be a limiter the client chooses its own key for.
+    """
+    identity = (request.context or {}).get("identity") or {}
+    address = identity.get("sourceIp")
+    return str(address) if address else None
 
 
 def _request() -> Request:
@@ -183,6 +199,11 @@ def _load_principal(cur: Cursor, claims: Claims) -> Principal:
     return Principal(user_id=row["id"], tenant_id=row["tenant_id"], username=row["username"], role=Role(row["role"]))
 
 
+def _user_bucket(key: str) -> ratelimits.Bucket:
+    limit = settings().limits.user
+    return ratelimits.Bucket(key, limit, f"rate limit of {limit.per_s:g} requests/s (burst {limit.burst}) exceeded")
+
+
 def _respond(result: Any, status: int) -> Response:
     if isinstance(result, Response):
         return result
@@ -222,16 +243,25 @@ def endpoint(
                 request = _request()
                 token = _bearer(request)
                 load: Callable[[Cursor], Principal]
+                bucket: str | None  # whose rate limit this call counts against; None: an admin's, exempt
                 if actions_may_call and _is_action_token(token):
                     action_claims = verify_action_token(jwt_signing_key(), token)
                     tenant_id = action_claims.tenant_id
                     load = functools.partial(_action_principal, claims=action_claims)
+                    bucket = f"execution:{action_claims.execution_id}"
                 else:
                     claims = verify_token(jwt_signing_key(), token, token_type="access")
                     tenant_id = claims.tenant_id
                     load = functools.partial(_load_principal, claims=claims)
+                    bucket = None if claims.role is Role.ADMIN else f"user:{claims.user_id}"
+                if bucket is not None:
+                    # Before, and apart from, the request's transaction: see chalicelib/db/ratelimits.py.
+                    ratelimits.admit([_user_bucket(bucket)])
                 with tenant_tx(tenant_id) as cur:
                     principal = load(cur)
+                    if bucket is None and principal.role is not Role.ADMIN:
+                        # The token said admin, the database no longer does: count it, in this transaction.
+                        ratelimits.admit([_user_bucket(f"user:{principal.user_id}")], cur)
                     if not allowed(principal.role, permission):
                         raise Forbidden(denial_message(principal.role, permission))
                     parsed = parse_body(request, body, max_body) if body is not None else None

@@ -13,6 +13,7 @@ from chalicelib.core.auth import Permission, allowed
 from chalicelib.db.executions import EXECUTION_FIELDS, EXECUTIONS, STATUSES
 from chalicelib.executions.service import cancel_execution, describe_execution, run_action
 from chalicelib.models.executions import NewExecution
+from chalicelib.pipeline.events import trace_filter
 
 bp = Blueprint(__name__)
 ORDERS = frozenset({"asc", "desc"})
@@ -21,7 +22,7 @@ ORDERS = frozenset({"asc", "desc"})
 @bp.route("/api/v1/executions", methods=["GET"])
 @endpoint(Permission.READ)
 def list_executions(call: Call) -> dict[str, Any]:
-    """Newest first; filters `status`, `action_ref`, `parent_execution_id`, `enforcement_id`.
+    """Newest first; filters `status`, `action_ref`, `parent_execution_id`, `enforcement_id`, `trace` (one chain).
 
     A workflow's children (`parent_execution_id`) come oldest first, in the
     order its tasks ran, unless `order=desc` asks otherwise.
@@ -39,6 +40,7 @@ def list_executions(call: Call) -> dict[str, Any]:
             "action_ref": call.query("action_ref"),
             "parent_execution_id": parent,
             "enforcement_id": id_param(call, "enforcement_id"),
+            "trace": trace_filter(call.query("trace")),
         },
         oldest_first=order == "asc",
     )

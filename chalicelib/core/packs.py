@@ -11,6 +11,7 @@ not stack traces.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import re
@@ -33,9 +34,11 @@ from chalicelib.models.packs import (
     Parameters,
     ParamSpec,
 )
+from chalicelib.models.sensors import SENSOR_NAME_PATTERN, SensorFields
 
 MAX_YAML_BYTES = 512 * 1024
 ACTIONS_DIR = "actions"
+SENSORS_DIR = "sensors"
 
 ST2_RUNNERS = {
     "python-script": "python3", "local-shell-script": "shell", "local-shell-cmd": "shell",
@@ -172,19 +175,20 @@ class ActionDef:
     fields: ActionFields
 
 
-def entry_point_path(entry_point: str) -> str:
+def entry_point_path(entry_point: str, directory: str = ACTIONS_DIR) -> str:
     """Where an entry point lives in the pack.
 
     Authors write it from the pack root (`actions/process.py`, as the seed
     does) or from `actions/` (`process.py`, as StackStorm does); both must
     name the same file, so a path already under `actions/` is taken as is.
     Deciding from the text alone (not from which files exist) keeps the
-    registration check and the worker agreeing on the file.
+    registration check and the worker agreeing on the file. A sensor's
+    entry point is read the same way from `sensors/` (`directory`).
     """
     path = clean_path(entry_point)
-    if path.startswith(f"{ACTIONS_DIR}/"):
+    if path.startswith(f"{directory}/"):
         return path
-    return clean_path(f"{ACTIONS_DIR}/{path}")
+    return clean_path(f"{directory}/{path}")
 
 
 def check_action(fields: ActionFields, pack_files: Collection[str], *, where: str) -> None:
@@ -288,6 +292,59 @@ def parse_actions(pack_ref: str, files: Files) -> list[ActionDef]:
         fields = _workflow_from_file(path, fields, files)
         check_action(fields, files.keys(), where=path)
         found[name] = ActionDef(name=name, ref=f"{pack_ref}.{name}", source=path, fields=fields)
+    return list(found.values())
+
+
+@dataclass(frozen=True)
+class SensorDef:
+    """A sensor read from a pack's `sensors/<file>.yaml`; `path` is its Python file in the pack."""
+
+    name: str
+    ref: str
+    source: str
+    path: str
+    fields: SensorFields
+
+
+def _defines_class(path: str, raw: bytes, class_name: str) -> bool:
+    try:
+        tree = ast.parse(raw, filename=path)
+    except (SyntaxError, ValueError) as exc:
+        raise ValidationFailed(f"{path}: not valid Python: {exc}") from exc
+    return any(isinstance(node, ast.ClassDef) and node.name == class_name for node in tree.body)
+
+
+def parse_sensors(pack_ref: str, files: Files) -> list[SensorDef]:
+    """Every `sensors/*.yaml` of the pack as a sensor whose class its Python file defines; the first bad file
+    refuses them all (a 400 naming it)."""
+    found: dict[str, SensorDef] = {}
+    for path in sorted(p for p in files if PurePosixPath(p).parent == PurePosixPath(SENSORS_DIR)
+                       and PurePosixPath(p).suffix in (".yaml", ".yml")):
+        data = load_yaml(path, files[path])
+        if not isinstance(data, dict):
+            raise ValidationFailed(f"{path}: expected a mapping of sensor fields, got {type(data).__name__}")
+        name = data.pop("name", PurePosixPath(path).stem)
+        if not isinstance(name, str) or not re.fullmatch(SENSOR_NAME_PATTERN, name):
+            raise ValidationFailed(f"{path}: sensor name {name!r} is invalid: letters, digits, '_' and '-'")
+        if data.pop("pack", pack_ref) != pack_ref:
+            raise ValidationFailed(f"{path}: pack does not match the pack's ref {pack_ref!r}")
+        if name in found:
+            raise ValidationFailed(f"{path}: sensor {name!r} is already defined by {found[name].source}")
+        try:
+            fields = SensorFields.model_validate(data)
+        except ValidationError as exc:
+            raise ValidationFailed(f"{path}: {describe(exc)}") from exc
+        try:
+            code = entry_point_path(fields.entry_point, SENSORS_DIR)
+        except ValidationFailed as exc:
+            raise ValidationFailed(f"{path}: entry_point: {exc.message}") from exc
+        if code not in files or PurePosixPath(code).suffix != ".py":
+            raise ValidationFailed(f"{path}: entry_point {fields.entry_point!r} must name a Python file of the pack "
+                                   f"(no {code!r}; write it from the pack root, '{SENSORS_DIR}/x.py', or from "
+                                   f"{SENSORS_DIR}/, 'x.py')")
+        if not _defines_class(code, files[code], fields.class_name):
+            raise ValidationFailed(f"{path}: {code} defines no top-level class {fields.class_name!r}")
+        found[name] = SensorDef(name=name, ref=f"{pack_ref}.{name}", source=path, path=code, fields=fields)
     return list(found.values())
 
 

@@ -31,6 +31,8 @@ EXECUTION_FIELDS = (
     "attempts",
     "task_name",
     "item_index",
+    "trace",
+    "depth",
     "created",
     "updated",
     "started",
@@ -41,7 +43,7 @@ STATUSES = status.ALL
 EXECUTIONS = Table(
     "execution",
     EXECUTION_FIELDS,
-    frozenset({"status", "action_ref", "parent_execution_id", "enforcement_id"}),
+    frozenset({"status", "action_ref", "parent_execution_id", "enforcement_id", "trace"}),
 )
 # One execution with the workflow it runs (lists leave that out).
 EXECUTIONS_WITH_WORKFLOW = Table("execution", (*EXECUTION_FIELDS, "workflow"))
@@ -52,17 +54,20 @@ EXECUTIONS_WITH_WORKFLOW = Table("execution", (*EXECUTION_FIELDS, "workflow"))
 _RETURNED = """
 RETURNING e.id, e.tenant_id, e.action_ref, e.status, e.parameters, e.result, e.parent_execution_id,
           e.enforcement_id, e.retry_count, e.attempts, e.attempt, e.worker_id, e.task_token, e.created,
-          e.updated, e.started, e.finished, e.task_name, e.item_index, e.workflow IS NOT NULL AS is_workflow,
+          e.updated, e.started, e.finished, e.task_name, e.item_index, e.trace, e.depth,
+          e.workflow IS NOT NULL AS is_workflow,
           EXISTS (SELECT 1 FROM attune.ws_connection c WHERE c.tenant_id = e.tenant_id) AS listened
 """
 
+# The chain (trace, depth) the request gives, else a new trace at depth 0 (a user's request).
 INSERT_EXECUTION = """
 INSERT INTO attune.execution AS e (tenant_id, action_ref, action_id, status, parameters, created_by,
                               parent_execution_id, enforcement_id, pack_storage_key, task_token,
-                              workflow, task_name, item_index)
+                              workflow, task_name, item_index, trace, depth)
 VALUES (%(tenant_id)s, %(action_ref)s, %(action_id)s, 'requested', %(parameters)s, %(created_by)s,
         %(parent_execution_id)s, %(enforcement_id)s, %(pack_storage_key)s, %(task_token)s,
-        %(workflow)s, %(task_name)s, %(item_index)s)
+        %(workflow)s, %(task_name)s, %(item_index)s, coalesce(%(trace)s, gen_random_uuid()::text),
+        coalesce(%(depth)s, 0))
 ON CONFLICT (task_token) WHERE task_token IS NOT NULL DO NOTHING
 """ + _RETURNED
 STORE_SEALED_PARAMETERS = """
@@ -168,6 +173,8 @@ def insert_execution(
     workflow: dict[str, Any] | None = None,
     task_name: str | None = None,
     item_index: int | None = None,
+    trace: str | None = None,
+    depth: int | None = None,
 ) -> dict[str, Any] | None:
     """A new execution in status `requested`, pinned to the pack version current now.
 
@@ -189,6 +196,8 @@ def insert_execution(
             "workflow": None if workflow is None else Jsonb(workflow),
             "task_name": task_name,
             "item_index": item_index,
+            "trace": trace,
+            "depth": depth,
         },
     )
     return cur.fetchone()

@@ -6,18 +6,30 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from chalicelib.db.automation import EVENT_ENFORCED_BY_RULE
+from chalicelib.db.crud import Table
 from chalicelib.db.pool import Cursor
+
+# Events as the API shows them: what fired, and the chain it belongs to (docs/sensors.md, "Chains").
+EVENT_FIELDS = (
+    "id", "trigger_id", "payload", "created", "trace", "depth", "status", "reason", "source_execution_id",
+)
+EVENTS = Table("event", EVENT_FIELDS, frozenset({"trigger_id", "rule_id", "trace", "status"}),
+               filter_conditions={"rule_id": EVENT_ENFORCED_BY_RULE})
 
 FIND_WEBHOOK_TRIGGER = """
 SELECT id, tenant_id, type, enabled, webhook_secret FROM attune.trigger WHERE id = %(id)s
 """
+# A trace given is the emitting execution's; none starts a new one.
 INSERT_EVENT = """
-INSERT INTO attune.event (tenant_id, trigger_id, payload)
-VALUES (%(tenant_id)s, %(trigger_id)s, %(payload)s)
-RETURNING id, trigger_id, payload, created
+INSERT INTO attune.event (tenant_id, trigger_id, payload, trace, depth, status, reason, source_execution_id)
+VALUES (%(tenant_id)s, %(trigger_id)s, %(payload)s, coalesce(%(trace)s, gen_random_uuid()::text), %(depth)s,
+        %(status)s, %(reason)s, %(source_execution_id)s)
+RETURNING id, trigger_id, payload, created, trace, depth, status, reason, source_execution_id
 """
 LOAD_EVENT = """
-SELECT e.id, e.tenant_id, e.trigger_id, e.payload, e.created, t.type AS trigger_type, t.ref AS trigger_ref
+SELECT e.id, e.tenant_id, e.trigger_id, e.payload, e.created, e.trace, e.depth,
+       t.type AS trigger_type, t.ref AS trigger_ref
 FROM attune.event e JOIN attune.trigger t ON t.id = e.trigger_id
 WHERE e.id = %(id)s AND e.tenant_id = %(tenant_id)s
 """
@@ -43,18 +55,47 @@ WHERE id = %(id)s AND tenant_id = %(tenant_id)s AND status IN ('created', 'sched
 """
 
 
+# The chain an action's event continues: the trace and depth of the execution whose token emitted it.
+EXECUTION_CHAIN = """
+SELECT id, trace, depth FROM attune.execution WHERE id = %(id)s AND tenant_id = %(tenant_id)s
+"""
+
+
 def find_trigger(cur: Cursor, trigger_id: int) -> dict[str, Any] | None:
     """A trigger by id across tenants (a webhook call names no tenant)."""
     cur.execute(FIND_WEBHOOK_TRIGGER, {"id": trigger_id})
     return cur.fetchone()
 
 
-def insert_event(cur: Cursor, tenant_id: int, trigger_id: int, payload: Any) -> dict[str, Any]:
-    """Store what fired."""
-    cur.execute(INSERT_EVENT, {"tenant_id": tenant_id, "trigger_id": trigger_id, "payload": Jsonb(payload)})
+def insert_event(
+    cur: Cursor,
+    tenant_id: int,
+    trigger_id: int,
+    payload: Any,
+    *,
+    trace: str | None = None,
+    depth: int = 0,
+    reason: str | None = None,
+    source_execution_id: int | None = None,
+) -> dict[str, Any]:
+    """Store what fired; with a `reason` it is stored `suppressed` (never evaluated)."""
+    cur.execute(
+        INSERT_EVENT,
+        {
+            "tenant_id": tenant_id, "trigger_id": trigger_id, "payload": Jsonb(payload), "trace": trace,
+            "depth": depth, "status": "accepted" if reason is None else "suppressed", "reason": reason,
+            "source_execution_id": source_execution_id,
+        },
+    )
     row = cur.fetchone()
     assert row is not None
     return row
+
+
+def execution_chain(cur: Cursor, tenant_id: int, execution_id: int) -> dict[str, Any] | None:
+    """The trace and depth of a tenant's execution (None: no such execution)."""
+    cur.execute(EXECUTION_CHAIN, {"id": execution_id, "tenant_id": tenant_id})
+    return cur.fetchone()
 
 
 def load_event(cur: Cursor, tenant_id: int, event_id: int) -> dict[str, Any] | None:

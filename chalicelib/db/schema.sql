@@ -141,10 +141,17 @@ CREATE TABLE attune.event (
     tenant_id bigint NOT NULL REFERENCES attune.tenant (id) ON DELETE CASCADE,
     trigger_id bigint NOT NULL REFERENCES attune.trigger (id) ON DELETE CASCADE,
     payload jsonb NOT NULL,
-    created timestamptz NOT NULL DEFAULT now()
+    created timestamptz NOT NULL DEFAULT now(),
+    -- The chain (0009): a trace id and depth; an action's event beyond the depth limit is `suppressed`.
+    trace text NOT NULL DEFAULT gen_random_uuid()::text,
+    depth integer NOT NULL DEFAULT 0 CHECK (depth >= 0),
+    status text NOT NULL DEFAULT 'accepted' CHECK (status IN ('accepted', 'suppressed')),
+    reason text,
+    source_execution_id bigint
 );
 CREATE INDEX event_tenant_idx ON attune.event (tenant_id, id);
 CREATE INDEX event_trigger_idx ON attune.event (trigger_id, id);
+CREATE INDEX event_trace_idx ON attune.event (tenant_id, trace);
 
 CREATE TABLE attune.enforcement (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -189,8 +196,11 @@ CREATE TABLE attune.execution (
     workflow_items jsonb,
     sfn_execution text,
     task_name text,
-    item_index integer
+    item_index integer,
+    trace text NOT NULL DEFAULT gen_random_uuid()::text,
+    depth integer NOT NULL DEFAULT 0 CHECK (depth >= 0)
 );
+CREATE INDEX execution_trace_idx ON attune.execution (tenant_id, trace, id);
 CREATE INDEX execution_tenant_idx ON attune.execution (tenant_id, id);
 CREATE INDEX execution_status_idx ON attune.execution (tenant_id, status, id);
 CREATE INDEX execution_action_idx ON attune.execution (tenant_id, action_ref, id);
@@ -316,6 +326,69 @@ CREATE TABLE attune.timer_fire (
 );
 CREATE INDEX timer_fire_claimed_idx ON attune.timer_fire (due_at) WHERE status = 'claimed';
 CREATE INDEX timer_fire_tenant_idx ON attune.timer_fire (tenant_id, id);
+
+-- Sensors (0009): a pack's polling sensors, each with its own trigger (type `sensor`), the
+-- state its last poll returned (NULL before the first), a lease so one poll runs at a
+-- time, and what its polls did. Deleting a sensor deletes its trigger (and its rules).
+CREATE TABLE attune.sensor (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tenant_id bigint NOT NULL REFERENCES attune.tenant (id) ON DELETE CASCADE,
+    pack_id bigint NOT NULL REFERENCES attune.pack (id) ON DELETE CASCADE,
+    trigger_id bigint NOT NULL REFERENCES attune.trigger (id) ON DELETE CASCADE,
+    ref text NOT NULL,
+    name text NOT NULL,
+    description text,
+    entry_point text NOT NULL,
+    class_name text NOT NULL,
+    poll_interval integer NOT NULL CHECK (poll_interval > 0),
+    timeout integer CHECK (timeout IS NULL OR timeout > 0),
+    enabled boolean NOT NULL DEFAULT true,
+    state jsonb,
+    lease_token uuid,
+    lease_until timestamptz,
+    last_poll_at timestamptz,
+    last_poll_status text CHECK (last_poll_status IN ('succeeded', 'failed', 'timed_out')),
+    last_error text,
+    last_error_at timestamptz,
+    polls bigint NOT NULL DEFAULT 0,
+    failures bigint NOT NULL DEFAULT 0,
+    events_emitted bigint NOT NULL DEFAULT 0,
+    created timestamptz NOT NULL DEFAULT now(),
+    updated timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX sensor_ref_key ON attune.sensor (tenant_id, ref);
+CREATE UNIQUE INDEX sensor_trigger_key ON attune.sensor (trigger_id);
+CREATE INDEX sensor_pack_idx ON attune.sensor (pack_id);
+CREATE TRIGGER sensor_touch BEFORE UPDATE ON attune.sensor FOR EACH ROW EXECUTE FUNCTION attune.touch_updated();
+
+CREATE FUNCTION attune.sensor_drop_trigger() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$ BEGIN DELETE FROM attune.trigger WHERE id = OLD.trigger_id; RETURN NULL; END $$;
+
+CREATE TRIGGER sensor_drop_trigger AFTER DELETE ON attune.sensor
+    FOR EACH ROW EXECUTE FUNCTION attune.sensor_drop_trigger();
+
+ALTER TABLE attune.sensor ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_rw ON attune.sensor USING (attune.rls_bypass() OR tenant_id = attune.current_tenant()) WITH CHECK (attune.rls_bypass() OR tenant_id = attune.current_tenant());
+
+-- Rate limiting (0008): one token bucket per key (`user:<id>`, `execution:<id>`,
+-- `webhook:<trigger id>`, `auth-addr:<address>`, `auth-user:<name>`), kept as the moment
+-- it is full again (one upsert refills and takes a token; a passed `full_at` equals no
+-- row, and the relay deletes those), and failed logins per lowercased user name for the
+-- login back-off. System tables like the outbox (no tenant, no RLS): limited before any
+-- tenant is known, in autocommit statements. No index on `full_at`, so updates stay HOT.
+-- UNLOGGED: no WAL flush per request; a crash or failover empties them (buckets refill).
+CREATE UNLOGGED TABLE attune.rate_limit (
+    key text PRIMARY KEY,
+    full_at timestamptz NOT NULL,
+    refused integer NOT NULL DEFAULT 0
+);
+
+CREATE UNLOGGED TABLE attune.login_failure (
+    username text PRIMARY KEY,
+    failures integer NOT NULL,
+    last_failed timestamptz NOT NULL
+);
 
 CREATE TRIGGER app_user_touch BEFORE UPDATE ON attune.app_user FOR EACH ROW EXECUTE FUNCTION attune.touch_updated();
 CREATE TRIGGER pack_touch BEFORE UPDATE ON attune.pack FOR EACH ROW EXECUTE FUNCTION attune.touch_updated();

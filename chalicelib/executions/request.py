@@ -17,6 +17,7 @@ from typing import Any
 from chalicelib import envelope
 from chalicelib.core import params, status
 from chalicelib.db import executions as db
+from chalicelib.db.pipeline import execution_chain
 from chalicelib.db.pool import Cursor
 from chalicelib.executions import lifecycle
 from chalicelib.pipeline.outbox import Pending
@@ -87,6 +88,8 @@ def request_execution(
     task_name: str | None = None,
     item_index: int | None = None,
     item_of_self: bool = False,
+    trace: str | None = None,
+    depth: int | None = None,
 ) -> Requested:
     """Create, check and dispatch an execution of `action` (a row from `db.actions.find_for_run`).
 
@@ -96,7 +99,13 @@ def request_execution(
     passes its `task_token` (one execution per token: a second request for it
     is a `duplicate`), `task_name` and `item_index`; `item_of_self` marks an
     item of the action's own `with_items`, which gets `item` and `index`.
+    `trace` and `depth` are the chain of the event a rule requests it for
+    (none: the parent's, or a new trace).
     """
+    if trace is None and parent_execution_id is not None:  # a workflow's task: its workflow's chain
+        parent = execution_chain(cur, tenant_id, parent_execution_id)
+        if parent is not None:
+            trace, depth = str(parent["trace"]), int(parent["depth"])
     declared = action["parameters"] or {}
     if item_of_self:
         declared = {**declared, **ITEM_PARAMETERS}
@@ -115,6 +124,8 @@ def request_execution(
         workflow=workflow_snapshot(action, item_of_self=item_of_self),
         task_name=task_name,
         item_index=item_index,
+        trace=trace,
+        depth=depth,
     )
     if row is None:
         return Requested({}, [], duplicate=True)

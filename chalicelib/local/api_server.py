@@ -95,6 +95,10 @@ class GatewayRequestHandler(ChaliceRequestHandler):
 
     # -- requests -----------------------------------------------------------
     def _generic_handle(self) -> None:
+        # API Gateway puts the caller's address in requestContext.identity.sourceIp (the auth
+        # throttle keys on it); Chalice's local converter hard-codes 127.0.0.1. Each connection
+        # has its own gateway object, so this is per client.
+        self.local_gateway.event_converter.LOCAL_SOURCE_IP = str(self.client_address[0])
         try:
             self._handle()
         except (ConnectionError, TimeoutError):

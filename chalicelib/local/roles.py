@@ -101,3 +101,18 @@ register(
         stop_grace_seconds=15,
     )
 )
+# Notifications (docs/notifications.md), as on AWS: `ws` is API Gateway's WebSocket API (client
+# sockets on ATTUNE_WS_PORT, calling app.py's websocket handlers, and the @connections API);
+# `notifier` is the Lambda fed by the notifications queue, posting to `ws` over @connections.
+# Two processes, so either can be killed and restarted alone. The notifier keeps each entity's
+# changes in order however many pollers run, so it runs several: a post waits on the gateway,
+# and a batch's records are delivered one after the other.
+register(Role("ws", main="chalicelib.local.ws_gateway:serve", stop_grace_seconds=5))
+register(
+    Role(
+        "notifier",
+        queues=(QueueBinding(queue="notifications", handler="functions.notifier.app.handler", batch_size=5,
+                             concurrency=4),),
+        stop_grace_seconds=10,
+    )
+)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
 import uuid
 from collections.abc import Callable, Mapping
@@ -30,6 +31,7 @@ from chalice.local import LambdaContext
 
 from chalicelib.aws.clients import client
 from chalicelib.config import settings
+from chalicelib.core.errors import AttuneError
 from chalicelib.local import schedule_expressions as se
 from chalicelib.local.provision import lambda_handlers, load_template
 from chalicelib.local.sqs_poller import Handler, resolve_handler
@@ -38,6 +40,28 @@ log = logging.getLogger(__name__)
 
 _EPSILON = timedelta(milliseconds=1)
 DEFAULT_MAX_EVENT_AGE = 86400
+_SECOND_RATE = re.compile(r"^rate\((\d+)\s+(second|seconds)\)$")
+# Lambda runs invocations side by side; so do we, so a slow sensor poll never delays another target.
+LAMBDA_WORKERS = 16
+
+
+def parse_expression(expression: str) -> se.Expression:
+    """A ScheduleExpression as EventBridge Scheduler reads it, plus the local-only `rate(N seconds)`.
+
+    Scheduler's shortest rate is a minute, so on AWS a sensor polling faster
+    runs on `rate(1 minute)` and spreads its polls (chalicelib/sensors/timing.py);
+    this scheduler fires sub-minute rates itself, so locally a sensor's
+    schedule fires each of its polls.
+    """
+    found = _SECOND_RATE.match(expression.strip())
+    if found is None:
+        return se.parse(expression)
+    value = int(found.group(1))
+    if value < 1:
+        raise se.InvalidExpression("rate value must be positive")
+    if (value == 1) != (found.group(2) == "second"):
+        raise se.InvalidExpression(f"use the {'singular' if value == 1 else 'plural'} unit in {expression!r}")
+    return se.Rate(seconds=value)
 
 
 def utcnow() -> datetime:
@@ -120,7 +144,7 @@ class Scheduler:
         tick_seconds: float = 0.25,
         state_path: Path | None = None,
         clock: Callable[[], datetime] = utcnow,
-        lambda_workers: int = 4,
+        lambda_workers: int = LAMBDA_WORKERS,
         group_prefix: str | None = None,
     ) -> None:
         self._lambdas = dict(lambda_handlers)
@@ -193,7 +217,7 @@ class Scheduler:
         arn = str(detail["Arn"])
         modified = detail.get("LastModificationDate")
         try:
-            expression = se.parse(str(detail["ScheduleExpression"]))
+            expression = parse_expression(str(detail["ScheduleExpression"]))
             tz = se.zone(detail.get("ScheduleExpressionTimezone"))
         except se.InvalidExpression as exc:
             if (arn, str(modified)) not in self._invalid:
@@ -335,6 +359,20 @@ def serve(stop: threading.Event, ready: threading.Event) -> None:
     """The `scheduler` role's main: fire the stack's schedules with the template's handlers."""
     run_dir = Path(settings().data_dir) / "run"
     run_dir.mkdir(parents=True, exist_ok=True)
+    _restore_sensor_schedules()
     scheduler = Scheduler(lambda_handlers(load_template()),
                           state_path=run_dir / "scheduler-state.json")
     scheduler.run(stop, ready)
+
+
+def _restore_sensor_schedules() -> None:
+    """Sensors' schedules are made at run time, and moto forgets them when it restarts: make them again."""
+    from chalicelib.sensors.registry import restore_schedules  # the database, only for this role
+
+    try:
+        made = restore_schedules()
+    except AttuneError as exc:
+        log.warning("could not restore sensor schedules (%s); sensors registered before a restart may not poll", exc)
+        return
+    if made:
+        log.info("restored %d sensor schedule(s) the emulator had lost", made)

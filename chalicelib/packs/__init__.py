@@ -35,6 +35,7 @@ from chalicelib.db import audit
 from chalicelib.db import packs as pack_rows
 from chalicelib.db.pool import Cursor
 from chalicelib.models.packs import ActionFields
+from chalicelib.sensors import registry as sensors
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ def install(
     changes = action_rows.sync(cur, tenant_id, row["id"], pack.actions, previous)
     for action in pack.actions:  # after the sync: a workflow may name its pack's own actions
         check_workflow_actions(cur, tenant_id, action.fields, where=action.source or f"action '{action.ref}'")
+    sensors.sync_pack(cur, tenant_id, row, pack.files, actor=actor)  # each sensor: its trigger and its schedule
     detail: dict[str, Any] = {"ref": ident.ref, "version": ident.version, **changes}
     if existing is not None:
         detail["previous_version"] = existing["version"]

@@ -19,6 +19,7 @@ import psycopg
 
 from chalicelib import datastore
 from chalicelib.core.errors import AttuneError
+from chalicelib.db import ratelimits
 from chalicelib.db.pool import database_url, system_tx
 from chalicelib.executions.reaper import reap_once
 from chalicelib.pipeline.outbox import inline_publish, relay_once, resend_unacknowledged
@@ -65,6 +66,7 @@ def serve(stop: threading.Event, ready: threading.Event) -> None:
         ("reaper", REAP_EVERY_S, reap_once),
         ("workflow sweep", WORKFLOW_SWEEP_EVERY_S, sweep_workflows),
         ("datastore purge", PURGE_EVERY_S, _purge_expired),
+        ("rate limit prune", PURGE_EVERY_S, ratelimits.prune),
     ]
     due = dict.fromkeys((name for name, _, _ in duties), 0.0)
     listener = _listen() if not inline_publish() else None

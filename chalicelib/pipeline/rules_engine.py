@@ -3,7 +3,9 @@
 A short pipeline in the StackStorm manner (match → enforce), in one
 transaction per event: enforcements are unique per (rule, event), so a
 redelivered event creates nothing twice, and the event's outbox row is
-acknowledged in the same commit.
+acknowledged in the same commit. A rule with `notify_on_trigger` also
+tells the tenant's WebSocket clients, if any are connected (`rule.triggered`,
+coalesced per rule: chalicelib/notifications/triggers.py).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from chalicelib.db.actions import find_for_run
 from chalicelib.db.pool import Cursor, system_tx
 from chalicelib.executions import request_execution
 from chalicelib.models.messages import EventMessage
+from chalicelib.notifications.triggers import Listening, rule_triggered
 from chalicelib.pipeline.outbox import Pending
 
 log = logging.getLogger(__name__)
@@ -41,7 +44,9 @@ def _context(cur: Cursor, event: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _enforce(cur: Cursor, event: dict[str, Any], rule: dict[str, Any], base: dict[str, Any]) -> list[Pending]:
+def _enforce(
+    cur: Cursor, event: dict[str, Any], rule: dict[str, Any], base: dict[str, Any], listening: Listening
+) -> list[Pending]:
     """One rule against one event: no match, or an enforcement and (when the action exists) its execution.
 
     The enforcement then follows its execution (the lifecycle moves it). A
@@ -67,11 +72,12 @@ def _enforce(cur: Cursor, event: dict[str, Any], rule: dict[str, Any], base: dic
     enforcement_id = pipeline.insert_enforcement(cur, **keys, state="created", error=None)
     if enforcement_id is None:
         return []  # this event was already enforced for this rule (a redelivery)
+    notified = rule_triggered(cur, rule=rule, event=event, enforcement_id=enforcement_id, listening=listening)
     action = find_for_run(cur, tenant, rule["action_ref"])
     if action is None or not action["enabled"]:
         error = f"action {rule['action_ref']!r} not found or disabled"
         pipeline.set_enforcement_status(cur, enforcement_id, "failed", error)
-        return []
+        return notified
     requested = request_execution(
         cur,
         tenant_id=tenant,
@@ -80,8 +86,10 @@ def _enforce(cur: Cursor, event: dict[str, Any], rule: dict[str, Any], base: dic
         actor=f"rule:{rule['ref']}",
         enforcement_id=enforcement_id,
         failure=failure,
+        trace=event["trace"],  # the event's chain goes on with its execution
+        depth=event["depth"],
     )
-    return requested.messages
+    return [*requested.messages, *notified]
 
 
 def process_event(message: EventMessage) -> list[Pending]:
@@ -91,7 +99,8 @@ def process_event(message: EventMessage) -> list[Pending]:
         event = pipeline.load_event(cur, message.tenant_id, message.event_id)
         if event is not None:
             base = _context(cur, event)
+            listening = Listening(cur, message.tenant_id)
             for rule in pipeline.enabled_rules(cur, message.tenant_id, event["trigger_id"]):
-                pending += _enforce(cur, event, rule, base)
+                pending += _enforce(cur, event, rule, base, listening)
         outbox.ack(cur, message.outbox_id)
     return pending

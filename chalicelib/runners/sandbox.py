@@ -88,12 +88,18 @@ class SandboxUnavailable(ValidationFailed):
 
 @dataclass(frozen=True)
 class Sandbox:
-    """How one action is confined: which bwrap, as which uid, with which limits."""
+    """How one action is confined: which bwrap, as which uid, with which limits.
+
+    `watch_dirs` are host directories bound read-only at their own paths: a
+    sensor's, only those an operator allows its tenant (ATTUNE_SENSOR_WATCH_DIRS,
+    docs/sensors.md); actions never get any.
+    """
 
     bwrap: str
     uid: int
     limits: SandboxSettings
     timeout_s: float
+    watch_dirs: tuple[Path, ...] = ()
 
     def rlimits(self) -> dict[str, int]:
         """prlimit's resources: soft = hard, never above what the worker itself may use."""
@@ -159,7 +165,7 @@ class Sandbox:
         args += ["--perms", "1777", "--size", str(self.rlimits()["fsize"]), "--tmpfs", "/tmp"]  # noqa: S108
         args += runtime_binds()
         made: set[Path] = set()
-        for path in _dedupe(read_only):
+        for path in _dedupe([*read_only, *self.watch_dirs]):
             for parent in reversed(path.parents[:-1]):  # bwrap would make them 0700: the action's uid must pass
                 if parent not in made and not any(parent.is_relative_to(p) for p in RUNTIME_DIRS) \
                         and parent != Path("/tmp"):  # noqa: S108 - the sandbox's own tmpfs, made above

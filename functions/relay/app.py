@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from chalicelib import datastore
 from chalicelib.core.errors import AttuneError
+from chalicelib.db import ratelimits
 from chalicelib.db.pool import system_tx
 from chalicelib.executions.reaper import reap_once
 from chalicelib.observability import configure_logging
@@ -72,6 +73,7 @@ def duties() -> list[Duty]:
         Duty("reaped", REAP_EVERY_S, reap_once),
         Duty("purged", MINUTE_S, purge_expired),
         Duty("workflows settled", MINUTE_S, sweep_workflows),
+        Duty("pruned_limits", MINUTE_S, ratelimits.prune),
     ]
 
 

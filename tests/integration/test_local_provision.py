@@ -17,7 +17,7 @@ from tests.integration.conftest_aws import aws_stack_fixture, moto_server_fixtur
 
 pytestmark = pytest.mark.integration
 
-QUEUES = ["events", "work", "notifications", "timer-fires", "workflow-callbacks", "workflow-tasks"]
+QUEUES = ["events", "work", "notifications", "timer-fires", "workflow-callbacks", "workflow-tasks", "sensor-polls"]
 
 
 def _queue_names(stack: str) -> list[str]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import urllib.error
 import urllib.parse
@@ -27,9 +28,12 @@ __all__ = [
     "datastore_delete",
     "datastore_get",
     "datastore_set",
+    "emit",
 ]
 
 DATASTORE_PATH = "/api/v1/datastore"
+EVENTS_PATH = "/api/v1/events"
+_WEBHOOK_PATH = re.compile(r"^/api/v1/webhooks/([0-9]+)/?$")
 DEFAULT_HTTP_TIMEOUT_S = 30.0
 
 _lock = threading.Lock()
@@ -150,3 +154,49 @@ def datastore_delete(key: str) -> bool:
     """Delete `key`; False when there was nothing to delete."""
     status, _doc = _api("DELETE", _key_path(key))
     return status != 404
+
+
+def _trigger_id(target: Any) -> int:
+    """The trigger a webhook URL (absolute, of this Attune, or its path) or a trigger id names."""
+    if isinstance(target, int) and not isinstance(target, bool) and target > 0:
+        return target
+    if isinstance(target, str) and target.strip().isdigit():
+        return int(target.strip())
+    if isinstance(target, str):
+        url = urllib.parse.urlsplit(target.strip())
+        if url.scheme or url.netloc:
+            api = urllib.parse.urlsplit(str(context().get("api_url") or ""))
+            if (url.scheme, url.netloc) != (api.scheme, api.netloc):
+                raise AttuneActionError(
+                    f"emit() fires this Attune's triggers only ({api.scheme}://{api.netloc}), not {target!r}: "
+                    "the execution's token must not be sent elsewhere"
+                )
+        found = _WEBHOOK_PATH.match(url.path)
+        if found:
+            return int(found.group(1))
+    raise AttuneActionError(
+        f"emit() takes a webhook URL (/api/v1/webhooks/<id>) or a trigger id, got {target!r}"
+    )
+
+
+def emit(webhook_url_or_trigger_id: Any, payload: Any = None) -> dict[str, Any]:
+    """Fire one of the tenant's triggers with `payload` (a JSON value; default {}) as this execution.
+
+    The event continues this execution's chain (its `trace`, one level
+    deeper), so the executions it leads to are found with
+    `GET /api/v1/executions?trace=`, and a loop stops at the platform's depth
+    limit: the answer's `status` is then `suppressed`, with the `reason`
+    (nothing is raised: the action decides). Returns `{"event_id", "status",
+    "trace", "depth"}`; an unknown or disabled trigger raises AttuneActionError (404).
+    """
+    trigger_id = _trigger_id(webhook_url_or_trigger_id)
+    body = {"trigger_id": trigger_id, "payload": {} if payload is None else payload}
+    try:
+        json.dumps(body, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise AttuneActionError(f"the payload is not JSON-serialisable: {exc}") from exc
+    status, doc = _api("POST", EVENTS_PATH, body)
+    if status == 404:
+        message = doc.get("error", {}).get("message") if isinstance(doc, dict) else None
+        raise AttuneActionError(message or f"trigger {trigger_id} not found", status=404, code="not_found")
+    return doc if isinstance(doc, dict) else {}
