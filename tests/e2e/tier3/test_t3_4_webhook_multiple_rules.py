@@ -62,14 +62,15 @@ def test_one_event_fires_every_rule(cloud: Cloud) -> None:
 
 
 def test_a_broken_rule_does_not_stop_the_others(cloud: Cloud) -> None:
-    # GIVEN two good rules and one whose parameter template fails when rendered
+    # GIVEN two good rules and one whose parameter template fails when rendered (a missing field renders
+    # as null, so the failure is a real evaluation error: text plus a number)
     user = cloud.register("t34-err")
     trigger = webhook_trigger(user)
     good = [
         create_rule(user, trigger["id"], "core.echo", parameters={"message": f"ok{i}:{{{{ trigger.data.msg }}}}"})
         for i in range(2)
     ]
-    broken = create_rule(user, trigger["id"], "core.echo", parameters={"message": "{{ trigger.data.absent.deeper }}"})
+    broken = create_rule(user, trigger["id"], "core.echo", parameters={"message": "{{ trigger.data.msg + 1 }}"})
 
     # WHEN the webhook fires
     event_id = fire(cloud, trigger["id"], PAYLOAD)
@@ -83,7 +84,8 @@ def test_a_broken_rule_does_not_stop_the_others(cloud: Cloud) -> None:
         "the broken rule's enforcement to be failed",
         cloud,
     )
-    assert failed[0]["error"] and "absent" in failed[0]["error"], failed[0]
+    assert failed[0]["error"] and "parameters.message" in failed[0]["error"], failed[0]
+    assert "TypeError" in failed[0]["error"], failed[0]
     broken_runs = items(user, "/api/v1/executions", enforcement_id=failed[0]["id"])
     assert [e["status"] for e in broken_runs] == ["failed"], broken_runs
     detail = user.get(f"/api/v1/executions/{broken_runs[0]['id']}").json()
