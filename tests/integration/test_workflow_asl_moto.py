@@ -7,9 +7,10 @@ THEN the messages that arrive (which tasks, in what order, how many items,
 how many attempts, the `finish` or `fail` message) and the execution's
 final status are the workflow's semantics.
 
-moto 5.2.5 gets two things wrong that these semantics need, so this module
-runs its own moto child with `MOTO_FIXES` applied (the project's shared
-server does not have them yet):
+moto 5.2.5 gets two things wrong that these semantics need, which the
+project's moto child mends (`chalicelib/local/moto_patches.py
+fix_step_functions_callbacks`, applied in `moto_server._serve`); this module
+runs that same child, so it proves the mend:
 - a `Retry` of a `waitForTaskToken` task re-sends the message with the SAME
   token, and the token's first outcome stays recorded, so every retry fails
   at once with the first failure (or timeout) without waiting for an answer;
@@ -54,29 +55,6 @@ from tests.integration.conftest_aws import eventually
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-MOTO_FIXES = """
-from moto.core.responses import EmptyResult
-from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
-from moto.stepfunctions.responses import StepFunctionResponse
-
-Callback = state_task_service_callback.StateTaskServiceCallback
-evaluate = Callback._evaluate_with_timeout
-
-def evaluate_with_a_fresh_token(self, env):
-    # Each attempt of a retried waitForTaskToken task gets its own token, as on AWS.
-    context = env.states.context_object
-    if context.context_object_data.get("State", {}).get("RetryCount", 0) > 0 and "Task" in context.context_object_data:
-        env.callback_pool_manager.add(context.update_task_token())
-    return evaluate(self, env)
-
-def send_task_failure(self):
-    self.stepfunction_backend.send_task_failure(
-        self._get_param("taskToken"), error=self._get_param("error"), cause=self._get_param("cause"))
-    return EmptyResult()
-
-Callback._evaluate_with_timeout = evaluate_with_a_fresh_token
-StepFunctionResponse.send_task_failure = send_task_failure
-"""
 ROLE_ARN = "arn:aws:iam::123456789012:role/attune-workflows"
 IDS = {"tenant_id": 7, "execution_id": 4242}
 # What a policy tells the poller to do with one message: ("ok", output) or ("fail", error, cause);
@@ -186,12 +164,12 @@ class Runtime:
 
 @pytest.fixture(scope="module")
 def fixed_moto() -> Iterator[str]:
-    """moto's server as `chalicelib.local.moto_server` runs it, plus MOTO_FIXES; its URL."""
+    """moto's server exactly as `chalicelib.local.moto_server` runs it (its Step Functions mends included); its URL."""
     port = moto.free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env["MOTO_PORT"] = str(port)
-    code = MOTO_FIXES + "\nimport sys\nfrom chalicelib.local.moto_server import main\nmain(sys.argv[1:])\n"
-    process = subprocess.Popen([sys.executable, "-c", code, "--port", str(port), "--parent", str(os.getpid())],
+    process = subprocess.Popen([sys.executable, "-m", "chalicelib.local.moto_server", "--port", str(port),
+                                "--parent", str(os.getpid())],
                                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
     server = moto.MotoServer(port=port, process=process)
