@@ -39,6 +39,7 @@ from chalicelib.models.sensors import SENSOR_NAME_PATTERN, SensorFields
 MAX_YAML_BYTES = 512 * 1024
 ACTIONS_DIR = "actions"
 SENSORS_DIR = "sensors"
+WORKFLOWS_DIR = "workflows"
 
 ST2_RUNNERS = {
     "python-script": "python3", "local-shell-script": "shell", "local-shell-cmd": "shell",
@@ -48,8 +49,12 @@ ST2_RUNNERS = {
 _PARAMETERS = TypeAdapter(Parameters)
 
 
-def file_index(files: Files, actions: list[ActionDef] | None = None) -> list[dict[str, Any]]:
-    """What the pack row records of its files; a YAML that defines an action names it."""
+def file_index(
+    files: Files, actions: list[ActionDef] | None = None, rules: Mapping[str, Mapping[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """What the pack row records of its files; a YAML that defines an action names it, a rule file its rule
+    (`rules` maps a rule file to what `chalicelib.packs.rules.index_entry` records, so a reload knows
+    which rules and triggers the previous version made)."""
     defined = {a.source: a.name for a in actions or [] if a.source}
     index: list[dict[str, Any]] = []
     for path in sorted(files):
@@ -57,6 +62,7 @@ def file_index(files: Files, actions: list[ActionDef] | None = None) -> list[dic
                                  "sha256": hashlib.sha256(files[path]).hexdigest()}
         if path in defined:
             entry["action"] = defined[path]
+        entry.update((rules or {}).get(path, {}))
         index.append(entry)
     return index
 
@@ -191,6 +197,18 @@ def entry_point_path(entry_point: str, directory: str = ACTIONS_DIR) -> str:
     return clean_path(f"{directory}/{path}")
 
 
+def workflow_path(entry_point: str, pack_files: Collection[str]) -> str:
+    """Where a workflow action's definition file lives: as any entry point (`workflows/x.yaml` is
+    StackStorm's `actions/workflows/x.yaml`) when the pack has that file, else under the pack's
+    top-level `workflows/` (the layout docs/packs.md shows). Deciding by which file exists is safe
+    here, unlike for code: only registration reads it, the definition is stored with the action."""
+    path = entry_point_path(entry_point)
+    top = clean_path(entry_point)
+    if path not in pack_files and top.startswith(f"{WORKFLOWS_DIR}/") and top in pack_files:
+        return top
+    return path
+
+
 def check_action(fields: ActionFields, pack_files: Collection[str], *, where: str) -> None:
     """Runner-specific rules: what each runner needs, and fields it would silently ignore."""
     runner = fields.runner_type
@@ -205,7 +223,8 @@ def check_action(fields: ActionFields, pack_files: Collection[str], *, where: st
     elif fields.code is not None:
         raise ValidationFailed(f"{where}: code is only used by the python3, shell, node and container runners")
     if fields.entry_point is not None and runner in SCRIPT_RUNNERS | {"container", "workflow"}:
-        path = entry_point_path(fields.entry_point)
+        path = (workflow_path(fields.entry_point, pack_files) if runner == "workflow"
+                else entry_point_path(fields.entry_point))
         if path not in pack_files:
             raise ValidationFailed(
                 f"{where}: entry_point {fields.entry_point!r} not found: no file {path!r} in the pack "
@@ -256,7 +275,7 @@ def _workflow_from_file(path: str, fields: ActionFields, files: Files) -> Action
     # the definition is read once, here, so the API can show and compile it.
     if fields.runner_type != "workflow" or fields.workflow is not None or fields.entry_point is None:
         return fields
-    source = entry_point_path(fields.entry_point)
+    source = workflow_path(fields.entry_point, files)
     if source not in files:
         return fields
     definition = load_yaml(source, files[source])

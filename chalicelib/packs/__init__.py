@@ -12,12 +12,13 @@ is never referenced, and the next attempt of that version overwrites it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.aws import storage
 from chalicelib.core.errors import Conflict, NotFound, ValidationFailed
 from chalicelib.core.pack_archive import Files
+from chalicelib.core.pack_rules import RuleDef, parse_rules
 from chalicelib.core.packs import (
     ActionDef,
     PackIdentity,
@@ -35,6 +36,8 @@ from chalicelib.db import audit
 from chalicelib.db import packs as pack_rows
 from chalicelib.db.pool import Cursor
 from chalicelib.models.packs import ActionFields
+from chalicelib.packs import rules as pack_rules
+from chalicelib.packs.rules import AfterCommit
 from chalicelib.sensors import registry as sensors
 
 
@@ -45,6 +48,7 @@ class LoadedPack:
     identity: PackIdentity
     files: Files
     actions: list[ActionDef]
+    rules: list[RuleDef] = field(default_factory=list)
 
 
 def load(
@@ -55,9 +59,9 @@ def load(
     label: str | None = None,
     description: str | None = None,
 ) -> LoadedPack:
-    """Read the manifest and every action file; raises on the first problem, naming the file."""
+    """Read the manifest, every action and rule file; raises on the first problem, naming the file."""
     identity = pack_identity(read_manifest(files), ref=ref, version=version, label=label, description=description)
-    return LoadedPack(identity, files, parse_actions(identity.ref, files))
+    return LoadedPack(identity, files, parse_actions(identity.ref, files), parse_rules(identity.ref, files))
 
 
 def file_defined_actions(pack: dict[str, Any]) -> list[str]:
@@ -72,11 +76,15 @@ def install(
     *,
     actor: str,
     existing: dict[str, Any] | None = None,
+    after_commit: AfterCommit | None = None,
 ) -> tuple[dict[str, Any], dict[str, list[str]]]:
-    """Store a new pack, or a new version of `existing`; returns the row and the action changes."""
+    """Store a new pack, or a new version of `existing`; returns the row and the action (and rule) changes.
+
+    `after_commit` receives what must run once the transaction commits (a rule's timer fires from then on).
+    """
     ident = pack.identity
     key = storage.pack_key(tenant_id, ident.ref, ident.version)
-    index = file_index(pack.files, pack.actions)
+    index = file_index(pack.files, pack.actions, {r.source: pack_rules.index_entry(r) for r in pack.rules})
     if existing is None:
         row = pack_rows.insert(
             cur, tenant_id, ref=ident.ref, version=ident.version, label=ident.label,
@@ -94,6 +102,9 @@ def install(
     for action in pack.actions:  # after the sync: a workflow may name its pack's own actions
         check_workflow_actions(cur, tenant_id, action.fields, where=action.source or f"action '{action.ref}'")
     sensors.sync_pack(cur, tenant_id, row, pack.files, actor=actor)  # each sensor: its trigger and its schedule
+    rule_changes = pack_rules.sync_pack(cur, tenant_id, row, pack.rules, pack_rules.previous_rules(existing),
+                                        actor=actor, after_commit=after_commit)  # may fire on those triggers
+    changes = {**changes, **{k: v for k, v in rule_changes.items() if v}}
     detail: dict[str, Any] = {"ref": ident.ref, "version": ident.version, **changes}
     if existing is not None:
         detail["previous_version"] = existing["version"]
@@ -171,6 +182,7 @@ def reload(
     version: str | None = None,
     label: str | None = None,
     description: str | None = None,
+    after_commit: AfterCommit | None = None,
 ) -> tuple[dict[str, Any], dict[str, list[str]]]:
     """Re-read a tenant pack (its stored files, or new ones) and install it as a new version."""
     current = pack_rows.lock(cur, tenant_id, pack_id)
@@ -187,7 +199,12 @@ def reload(
     loaded = LoadedPack(
         PackIdentity(ident.ref, ident.version, ident.label or current["label"],
                      ident.description or current["description"]),
-        loaded.files, loaded.actions,
+        loaded.files, loaded.actions, loaded.rules,
     )
     check_api_actions_survive(cur, tenant_id, current, loaded)
-    return install(cur, tenant_id, loaded, actor=actor, existing=current)
+    return install(cur, tenant_id, loaded, actor=actor, existing=current, after_commit=after_commit)
+
+
+def delete_rules(cur: Cursor, tenant_id: int, pack: dict[str, Any]) -> list[str]:
+    """Remove the rules (and their inline triggers) that the pack's files made; called as the pack is deleted."""
+    return pack_rules.remove_pack_rules(cur, tenant_id, pack)

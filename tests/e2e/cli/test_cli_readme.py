@@ -1,0 +1,77 @@
+"""The README's "From the terminal" block, run as written against the cloud under test.
+
+It is read from README.md when the test runs, so the walkthrough and this test
+cannot drift. Only the API address and the username are substituted (the
+cloud listens on a test port; each run is its own tenant), the tokens go to a
+temporary config dir, and `curl` fails on any 4xx/5xx, as in the README's
+first walkthrough test.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+from tests.e2e.cli.runner import ROOT, Cli
+from tests.e2e.client import Cloud
+from tests.e2e.flow import items, poll, wait_final
+
+SECTION = "## From the terminal"
+README_USER = "dev"
+README_PASSWORD = "change-me-please"
+SHELL_TIMEOUT_S = 180
+
+
+def terminal_block() -> str:
+    """The first ```sh block after the "From the terminal" heading."""
+    text = (ROOT / "README.md").read_text()
+    assert SECTION in text, f"README.md lost its {SECTION!r} section"
+    found = re.search(r"```sh\n(.*?)```", text[text.index(SECTION):], re.DOTALL)
+    assert found is not None, f"no ```sh block under {SECTION!r}"
+    return found.group(1)
+
+
+def runnable(block: str, api: str, username: str) -> str:
+    """The block aimed at `api` as `username`, stopping at the first failing command or 4xx/5xx."""
+    lines = block.splitlines()
+    url_lines = [i for i, line in enumerate(lines) if line.startswith("export ATTUNE_URL=")]
+    assert len(url_lines) == 1, f"expected one `export ATTUNE_URL=...` line, got {url_lines}"
+    lines[url_lines[0]] = f"export ATTUNE_URL={api}"
+    script = "\n".join(lines)
+    assert script.count(f'"username":"{README_USER}"') == 1, "the block registers 'dev'; update this test"
+    assert script.count(f"--username {README_USER} ") == 1, "the block logs in as 'dev'; update this test"
+    script = script.replace(f'"username":"{README_USER}"', f'"username":"{username}"')
+    script = script.replace(f"--username {README_USER} ", f"--username {username} ")
+    prelude = 'set -euo pipefail\ncurl() { command curl --fail-with-body --show-error --max-time 30 "$@"; }\n'
+    return prelude + script + "\n"
+
+
+def test_readme_terminal_walkthrough_runs_as_written(cloud: Cloud, tmp_path: Path) -> None:
+    # GIVEN the README's block, aimed at this cloud as a user of its own, tokens in a temporary dir
+    username = f"readme-cli-{uuid.uuid4().hex[:8]}"
+    env = Cli(cloud, tmp_path / "attune-config").env()
+    # WHEN it runs in bash from the repository root, as a user would paste it
+    done = subprocess.run(["bash", "-c", runnable(terminal_block(), cloud.url, username)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=SHELL_TIMEOUT_S, check=False)
+    # THEN every command succeeded, and the commands printed what the comments say
+    assert done.returncode == 0, f"exit {done.returncode}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    assert "registered pack webhook_pack 1.0.0" in done.stdout, done.stdout
+    assert "webhook_pack.on_high" in done.stdout and '"event_id"' in done.stdout
+    assert '"message": "hello from the terminal"' in done.stdout
+    assert "t0k3n" in done.stdout
+    assert (tmp_path / "attune-config" / "credentials.json").exists()
+    # AND over the API: the webhook's alert ran and succeeded, and the secret is stored encrypted
+    user = cloud.login(username, README_PASSWORD)
+
+    def alert() -> list[dict[str, Any]]:
+        runs = items(user, "/api/v1/executions", action_ref="webhook_pack.alert")
+        return [r for r in runs if r["enforcement_id"] is not None]
+
+    (run,) = poll(alert, "the rule's webhook_pack.alert execution", cloud)
+    final = wait_final(user, int(run["id"]))
+    assert final["status"] == "succeeded" and final["result"]["output"] == {"alert": "[high] disk full"}, final
+    stored = user.get("/api/v1/datastore/api_token").json()
+    assert (stored["value"], stored["encrypted"]) == ("t0k3n", True)
