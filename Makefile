@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: sandbox run test unit integration e2e e2e-report lint typecheck bench clean
+.PHONY: sandbox run test unit integration e2e e2e-report lint typecheck bench clean package check-package
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,7 @@ sandbox: $(STAMP)
 run: $(STAMP) sandbox  ## start the whole local cloud in the foreground
 	$(BIN)/attune dev
 
-test: $(STAMP) sandbox lint typecheck  ## unit, integration and e2e tests on embedded defaults
+test: $(STAMP) sandbox lint typecheck check-package  ## unit, integration and e2e tests on embedded defaults
 	$(BIN)/pytest -q tests/unit tests/integration
 	$(BIN)/pytest -q tests/e2e
 
@@ -52,6 +52,17 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy chalicelib functions bench app.py
+
+# The deployable stack (infra/README.md): chalice package merged with infra/template.yaml, the functions'
+# folders and the layer, in build/sam. The layer's dependencies are installed (pip, Lambda's platform) only
+# when infra/requirements-runtime.txt changes, so a repeated package takes seconds.
+package: $(STAMP)
+	$(BIN)/python infra/package.py
+
+# cfn-lint on the packaged template, the SAM transform (offline), and every handler imported from its
+# artifact in an empty virtualenv (only the artifact and the layer on the path).
+check-package: package
+	$(BIN)/python infra/check_package.py
 
 bench: $(STAMP)  ## benchmarks; results as JSON under bench/results/
 	$(BIN)/python -m bench.run

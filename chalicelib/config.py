@@ -116,6 +116,7 @@ class Settings:
     http_allow_hosts: frozenset[str]
     expected_roles: tuple[str, ...]
     states_role_arn: str | None
+    ws_endpoint_url: str | None
 
     @property
     def resource_prefix(self) -> str:
@@ -159,6 +160,9 @@ def settings() -> Settings:
         expected_roles=tuple(r for r in os.environ.get("ATTUNE_EXPECTED_ROLES", "").split(",") if r),
         # The role Step Functions assumes to run workflows (infra: WorkflowStatesRole).
         states_role_arn=os.environ.get("ATTUNE_STATES_ROLE_ARN") or None,
+        # The WebSocket API's `@connections` endpoint (infra: the notifier's environment); unset locally,
+        # where the gateway of `attune dev` on ATTUNE_WS_PORT serves it.
+        ws_endpoint_url=(os.environ.get("ATTUNE_WS_ENDPOINT_URL") or "").rstrip("/") or None,
     )
 
 

@@ -24,8 +24,12 @@ _lock = threading.Lock()
 _clients: dict[str, Any] = {}
 
 
-def _ensure_local_credentials() -> None:
-    """The dummy-key fallback for emulators that accept anything (never overrides a given key)."""
+def ensure_local_credentials() -> None:
+    """The dummy-key fallback for emulators that accept anything (never overrides a given key).
+
+    Public because the adapters that build their own clients (other timeouts or
+    endpoints: lambdas, storage's signer, websocket) need the same fallback.
+    """
     if settings().aws_endpoint_url and not os.environ.get("AWS_ACCESS_KEY_ID"):
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
@@ -39,7 +43,7 @@ def client(service: str) -> Any:
     with _lock:
         found = _clients.get(service)
         if found is None:
-            _ensure_local_credentials()
+            ensure_local_credentials()
             cfg = settings()
             found = boto3.session.Session().client(
                 service,  # type: ignore[call-overload]

@@ -27,7 +27,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, EndpointConnectionError
 
-from chalicelib.aws.clients import _ensure_local_credentials
+from chalicelib.aws.clients import ensure_local_credentials
 from chalicelib.config import settings
 from chalicelib.core.errors import ServiceUnavailable
 
@@ -62,7 +62,7 @@ def _client() -> Any:
     with _lock:
         found = _clients.get(where)
         if found is None:
-            _ensure_local_credentials()
+            ensure_local_credentials()
             found = _clients[where] = boto3.session.Session().client(
                 "lambda",
                 region_name=cfg.aws_region,

@@ -18,7 +18,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.aws.clients import _ensure_local_credentials, client
+from chalicelib.aws.clients import client, ensure_local_credentials
 from chalicelib.aws.names import pack_bucket
 from chalicelib.config import settings
 from chalicelib.core.errors import NotFound, ServiceUnavailable
@@ -109,7 +109,7 @@ def _signer() -> Any:
     where = (cfg.aws_region, cfg.aws_endpoint_url)
     found = _signers.get(where)
     if found is None:
-        _ensure_local_credentials()
+        ensure_local_credentials()
         found = _signers.setdefault(where, boto3.session.Session().client(
             "s3", region_name=cfg.aws_region, endpoint_url=cfg.aws_endpoint_url,
             config=Config(signature_version="s3v4"),

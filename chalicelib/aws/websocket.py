@@ -11,7 +11,6 @@ unreachable endpoint is `ServiceUnavailable`.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from enum import StrEnum
 from typing import Any
@@ -20,7 +19,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.aws.clients import _ensure_local_credentials
+from chalicelib.aws.clients import ensure_local_credentials
 from chalicelib.config import settings
 from chalicelib.core.errors import ServiceUnavailable
 
@@ -42,12 +41,9 @@ class Posted(StrEnum):
 
 
 def endpoint_url() -> str:
-    """Where `@connections` is: `ATTUNE_WS_ENDPOINT_URL`, else the local gateway."""
-    given = os.environ.get("ATTUNE_WS_ENDPOINT_URL")
-    if given:
-        return given.rstrip("/")
+    """Where `@connections` is: `ATTUNE_WS_ENDPOINT_URL` (the deployed API's stage), else the local gateway."""
     cfg = settings()
-    return f"http://{cfg.api_host}:{cfg.ws_port}"
+    return cfg.ws_endpoint_url or f"http://{cfg.api_host}:{cfg.ws_port}"
 
 
 def _management() -> Any:
@@ -55,7 +51,7 @@ def _management() -> Any:
     if _client is None:
         with _lock:
             if _client is None:
-                _ensure_local_credentials()
+                ensure_local_credentials()
                 _client = boto3.session.Session().client(
                     "apigatewaymanagementapi",
                     region_name=settings().aws_region,

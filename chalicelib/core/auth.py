@@ -8,6 +8,7 @@ key is passed in: it lives in Secrets Manager, never in the code.
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from dataclasses import dataclass
@@ -23,9 +24,17 @@ from chalicelib.core.errors import Unauthorized
 ALGORITHMS = ["HS256"]
 ISSUER = "attune"
 _hasher = PasswordHasher()  # Argon2id, memory-hard (64 MiB, t=3) by default
-# A real hash to verify against when the user does not exist, so that the
-# time a failed login takes does not reveal whether the username exists.
-_DUMMY_HASH = _hasher.hash("attune-timing-equaliser")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A real hash to verify against when the user does not exist, so that the time a failed login takes
+    does not reveal whether the username exists.
+
+    Made on first use, not at import: an Argon2 hash (64 MiB, t=3) at import cost every cold start of every
+    function importing this module (API, WebSocket handlers, worker) hundreds of milliseconds.
+    """
+    return _hasher.hash("attune-timing-equaliser")
 
 
 class Role(StrEnum):
@@ -80,7 +89,7 @@ def hash_password(password: str) -> str:
 def verify_password(stored_hash: str | None, password: str) -> bool:
     """Constant-work check; a missing user still costs one verification."""
     try:
-        return _hasher.verify(stored_hash or _DUMMY_HASH, password) and stored_hash is not None
+        return _hasher.verify(stored_hash or _dummy_hash(), password) and stored_hash is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 

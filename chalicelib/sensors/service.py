@@ -27,7 +27,7 @@ from chalicelib.db.pool import system_tx
 from chalicelib.models.sensors import SensorPoll, SensorTick
 from chalicelib.pipeline.events import emit_event
 from chalicelib.pipeline.outbox import Pending, publish
-from chalicelib.sensors import registry
+from chalicelib.sensors import registry, remote
 from chalicelib.sensors.runner import GRACE_S, PollJob, PollResult, allowed_dirs, run_poll
 from chalicelib.sensors.timing import delay_s, polls_in_window, spreads
 from chalicelib.worker import deps
@@ -142,10 +142,19 @@ def _job(lease: dict[str, Any], pack_dir: Path, timeout_s: float, python: str | 
 
 
 def _run(lease: dict[str, Any], timeout_s: float) -> PollResult:
-    """Fetch the pack (and its virtualenv) and poll; the platform's own failures are the poll's error too."""
+    """Fetch the pack (and its virtualenv) and poll; the platform's own failures are the poll's error too.
+
+    With a runner function configured (on AWS) the poll runs there instead
+    of in a local sandbox (`chalicelib.sensors.remote`): this function holds
+    the database and the queues, and Lambda cannot confine tenant code.
+    """
     key = str(lease["storage_key"])
+    runner_function = worker_settings().action_runner_function
     try:
         pack_dir = pack_cache().get(key)
+        if runner_function:
+            return remote.poll_remotely(runner_function, _remote_poll(lease, timeout_s), pack_key=key,
+                                        pack_dir=pack_dir)
         env = deps.python_env(pack_dir, deps_owner(key))
     except deps.DependencyError as exc:
         return PollResult("failed", error=f"pack dependencies: {exc.message}")
@@ -156,6 +165,13 @@ def _run(lease: dict[str, Any], timeout_s: float) -> PollResult:
         return run_poll(_job(lease, pack_dir, timeout_s, python))
     except OSError as exc:  # no work dir, no pipe: the host's trouble, recorded like the sensor's own
         return PollResult("failed", error=f"the poll could not start: {exc}")
+
+
+def _remote_poll(lease: dict[str, Any], timeout_s: float) -> remote.RemotePoll:
+    return remote.RemotePoll(
+        sensor_id=int(lease["id"]), entry_point=str(lease["entry_point"]), class_name=str(lease["class_name"]),
+        state=lease["state"], parameters=dict(lease["parameters"] or {}), timeout_s=timeout_s,
+    )
 
 
 def deps_owner(storage_key: str) -> str:

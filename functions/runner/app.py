@@ -19,6 +19,12 @@ no S3 rights either, so pack files arrive as a presigned URL the worker signs
 and no bucket, and it is not in a VPC. The handler is thin: parse, run with
 `chalicelib.runners` exactly as the worker would, return. Nothing here logs
 the payload: it holds the action's secrets and its token.
+
+The sensor function sends its polls here too (`{"kind": "sensor_poll", ...}`,
+`chalicelib.sensors.remote.SensorPollInvocation`): a sensor's class is tenant
+code as well. The poll runs with `chalicelib.sensors.runner.run_poll`, as a
+local poll does, and the PollResult goes back; the sensor function records
+the state and emits the events.
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ from chalicelib.core.errors import ValidationFailed
 from chalicelib.observability import configure_logging
 from chalicelib.runners import RunRequest, RunResult, runner_for
 from chalicelib.runners.remote import RunnerInvocation
+from chalicelib.sensors.remote import POLL_KIND, SensorPollInvocation
+from chalicelib.sensors.runner import PollJob, PollResult, run_poll
 
 configure_logging()
 
@@ -99,6 +107,33 @@ def run_request(invocation: RunnerInvocation, pack_dir: Path | None, budget_s: f
     )
 
 
+def _invalid(exc: ValidationError) -> ValidationFailed:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "payload"
+    return ValidationFailed(f"the runner was invoked with an invalid payload ({where}: {first['msg']})")
+
+
+def poll(event: dict[str, Any], work_dir: Path, deadline: float | None = None) -> PollResult:
+    """Check a sensor poll's payload, fetch its pack into `work_dir`, and run the poll to its end.
+
+    The poll's timeout is capped to what is left of this function's time, so
+    "timed out" comes back rather than Lambda's bare "Task timed out".
+    """
+    try:
+        invocation = SensorPollInvocation.model_validate(event)
+    except ValidationError as exc:
+        raise _invalid(exc) from exc
+    pack_dir = fetch_pack(invocation.pack_url, work_dir / "pack")
+    timeout_s = invocation.timeout_s
+    if deadline is not None:
+        timeout_s = max(1.0, min(timeout_s, deadline - time.monotonic() - RESERVE_S))
+    return run_poll(PollJob(
+        sensor_id=invocation.sensor_id, pack_dir=pack_dir, path=invocation.entry_point,
+        class_name=invocation.class_name, state=invocation.state, parameters=dict(invocation.parameters),
+        timeout_s=timeout_s,
+    ))
+
+
 def _deadline(context: Any) -> float | None:
     """When Lambda will stop this invocation (time.monotonic), or None outside Lambda."""
     remaining = getattr(context, "get_remaining_time_in_millis", None)
@@ -113,9 +148,7 @@ def run(event: dict[str, Any], work_dir: Path, deadline: float | None = None) ->
     try:
         invocation = RunnerInvocation.model_validate(event)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "payload"
-        raise ValidationFailed(f"the runner was invoked with an invalid payload ({where}: {first['msg']})") from exc
+        raise _invalid(exc) from exc
     pack_dir = fetch_pack(invocation.pack_url, work_dir / "pack") if invocation.pack_url else None
     budget_s = deadline - time.monotonic() if deadline is not None else None
     request = run_request(invocation, pack_dir, budget_s)
@@ -123,8 +156,15 @@ def run(event: dict[str, Any], work_dir: Path, deadline: float | None = None) ->
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Lambda entry point: the RunResult as a dict (a refused request is a failed result, not a crash)."""
+    """Lambda entry point: the RunResult (or a poll's PollResult) as a dict; a refused request is a failed result."""
     deadline = _deadline(context)
+    if event.get("kind") == POLL_KIND:
+        with tempfile.TemporaryDirectory(prefix="attune-poll-") as work:
+            try:
+                polled = poll(event, Path(work), deadline)
+            except ValidationFailed as exc:
+                polled = PollResult("failed", error=exc.message)
+        return asdict(polled)
     with tempfile.TemporaryDirectory(prefix="attune-run-") as work:
         try:
             result = run(event, Path(work), deadline)

@@ -96,8 +96,12 @@ def test_a_schedule_a_local_role_replaces_is_not_provisioned(aws_stack: str) -> 
 
     template = prov.load_template()
     replaced = {k: prov.local_role(b) for k, b in template["Resources"].items() if prov.local_role(b)}
-    # (and the action runner's role and log group: locally the worker runs actions in its sandbox)
-    assert replaced == {"RelaySchedule": "relay", "ActionRunnerRole": "worker", "ActionRunnerLogGroup": "worker"}
+    # (and the action runner's role and log group: locally the worker runs actions in its sandbox;
+    # and the Chalice functions' roles: locally the api and ws roles run app.py)
+    chalice_roles = dict.fromkeys(
+        ("ApiHandlerRole", "WebsocketConnectRole", "WebsocketMessageRole", "WebsocketDisconnectRole"), "api")
+    assert replaced == {"RelaySchedule": "relay", "ActionRunnerRole": "worker", "ActionRunnerLogGroup": "worker",
+                        **chalice_roles}
     assert set(replaced.values()) <= set(ROLES)
     # WHEN it is provisioned
     prov.provision()

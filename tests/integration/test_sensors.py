@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+import urllib.parse
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -365,3 +366,144 @@ def test_schedules_an_emulator_lost_are_made_again(sensor_env: None, api: Any) -
     found = schedules.get(registry.schedule_name(sensor["id"]))
     assert found is not None and found["ScheduleExpression"] == "rate(5 seconds)"
     assert registry.restore_schedules() == 0
+
+
+# ---------------------------------------------------------------- on AWS: polls in the runner function --
+RUNNER = "attune-test-action-runner"
+POLL_KEYS = {"kind", "sensor_id", "entry_point", "class_name", "pack_url", "state", "parameters", "timeout_s"}
+
+
+class RunnerLambda:
+    """What Lambda does with the sensor function's RequestResponse invoke of ActionRunnerFunction, in process.
+
+    moto's Lambda cannot run code without Docker: the JSON payload goes to
+    functions/runner/app.py's handler and its JSON answer comes back, as in
+    tests/integration/test_remote_runner.py. `crash`, when set, is answered
+    instead, as lambdas.invoke_runner reports a FunctionError.
+    """
+
+    def __init__(self) -> None:
+        self.payloads: list[dict[str, Any]] = []
+        self.crash: dict[str, Any] | None = None
+
+    def __call__(self, function_name: str, payload: dict[str, Any], **_: Any) -> dict[str, Any]:
+        from functions.runner import app as runner_app
+
+        assert function_name == RUNNER
+        sent = json.loads(json.dumps(payload))
+        self.payloads.append(sent)
+        if self.crash is not None:
+            return self.crash
+        reply: dict[str, Any] = json.loads(json.dumps(runner_app.handler(sent, None)))
+        return reply
+
+
+@pytest.fixture
+def runner_lambda(sensor_env: None, monkeypatch: pytest.MonkeyPatch) -> RunnerLambda:
+    """The sensor function as deployed: a runner function named, local polls impossible."""
+    import urllib.request
+
+    from chalicelib.aws import lambdas
+    from functions.runner import app as runner_app
+
+    monkeypatch.setenv("ATTUNE_ACTION_RUNNER_FUNCTION", RUNNER)
+    fake = RunnerLambda()
+
+    def fetch_over_http(url: str, dest: Path) -> Path:  # the runner accepts https only; moto serves http
+        with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 - moto's own endpoint
+            return runner_app.unpack_pack(resp.read(), dest)
+
+    def no_local_poll(job: Any) -> Any:
+        raise AssertionError("the sensor function polled tenant code itself")
+
+    monkeypatch.setattr(lambdas, "invoke_runner", fake)
+    monkeypatch.setattr(runner_app, "fetch_pack", fetch_over_http)
+    monkeypatch.setattr(service, "run_poll", no_local_poll)
+    return fake
+
+
+def test_on_aws_a_poll_runs_in_the_runner_function_and_the_sensor_function_records_it(
+    runner_lambda: RunnerLambda, api: Any
+) -> None:
+    # GIVEN a pack with a counting sensor and a raising one, the sensor function told the runner function
+    user = register(api)
+    register_pack(user, "remote", {
+        "sensors/counter.yaml": sensor_yaml("counter", "sensors/counter.py", "Counter", parameters={"label": "aws"}),
+        "sensors/counter.py": COUNTER_PY,
+        "sensors/broken.yaml": sensor_yaml("broken", "broken.py", "Broken"),
+        "sensors/broken.py": RAISING_PY,
+    })
+    sensors = sensors_of(user)
+    counter = sensors["counter"]
+    # WHEN the counter's schedule fires twice and the broken one's once
+    first = tick(counter, user.tenant_id)
+    second = tick(counter, user.tenant_id)
+    broken = tick(sensors["broken"], user.tenant_id)
+    # THEN each poll was one invocation carrying the poll and nothing of the platform's
+    assert [p["sensor_id"] for p in runner_lambda.payloads] == [counter["id"], counter["id"], sensors["broken"]["id"]]
+    sent = runner_lambda.payloads[0]
+    assert set(sent) == POLL_KEYS and sent["kind"] == "sensor_poll"
+    assert sent["entry_point"] == "sensors/counter.py" and sent["class_name"] == "Counter"
+    assert sent["parameters"] == {"label": "aws"} and sent["state"] is None
+    assert runner_lambda.payloads[1]["state"] == {"n": 1}, "the state kept in PostgreSQL travels to the next poll"
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(sent["pack_url"]).query)
+    assert "X-Amz-Signature" in query and "X-Amz-Expires" in query, "a presigned GET of the pack archive"
+    assert "postgres" not in json.dumps(runner_lambda.payloads)
+    # AND the sensor function recorded the state and emitted each payload as an event
+    assert first["status"] == second["status"] == "succeeded" and first["events"] == 1
+    assert user.get(f"/api/v1/sensors/{counter['id']}")[1]["state"] == {"n": 2}
+    payloads = sorted((e["payload"] for e in events_of(user, counter["trigger_id"])), key=lambda p: p["n"])
+    assert payloads == [{"n": 1, "label": "aws"}, {"n": 2, "label": "aws"}]
+    # AND the raising sensor's failure came back from the runner and was recorded, traceback included
+    assert broken["status"] == "failed" and "RuntimeError: the upstream API said no" in broken["error"]
+    after = sensors_of(user)["broken"]
+    assert after["failures"] == 1 and "Traceback" in after["last_error"]
+
+
+def test_on_aws_a_crashed_runner_or_a_bad_answer_is_the_polls_failure_and_the_state_is_kept(
+    runner_lambda: RunnerLambda, api: Any
+) -> None:
+    user = register(api)
+    register_pack(user, "crashy", {"sensors/counter.yaml": sensor_yaml("counter", "counter.py", "Counter"),
+                                   "sensors/counter.py": COUNTER_PY})
+    counter = sensors_of(user)["counter"]
+    assert tick(counter, user.tenant_id)["status"] == "succeeded"
+    # WHEN the runner function crashes (Lambda's FunctionError, as lambdas.invoke_runner reports it)
+    runner_lambda.crash = {"status": "failed", "exit_code": None, "stdout": "", "stderr": "", "output": None,
+                           "error": "the action runner function failed: Runtime.OutOfMemory: killed",
+                           "timed_out": False, "pid": None, "duration_s": 0.0}
+    crashed = tick(counter, user.tenant_id)
+    # AND then answers something that is not a poll result
+    runner_lambda.crash = {"status": "succeeded", "payloads": "not a list", "state": None, "error": None,
+                           "duration_s": 0.1}
+    garbled = tick(counter, user.tenant_id)
+    # THEN both are recorded as failed polls, and the state of the last good poll is kept
+    assert crashed["status"] == "failed" and "Runtime.OutOfMemory" in crashed["error"]
+    assert garbled["status"] == "failed" and "unreadable poll result (payloads" in garbled["error"]
+    assert user.get(f"/api/v1/sensors/{counter['id']}")[1]["state"] == {"n": 1}
+    assert sensors_of(user)["counter"]["failures"] == 2
+    assert len(events_of(user, counter["trigger_id"])) == 1
+
+
+def test_on_aws_a_sensor_whose_pack_has_requirements_is_refused_without_an_invocation(
+    runner_lambda: RunnerLambda, api: Any
+) -> None:
+    user = register(api)
+    register_pack(user, "deps", {"requirements.txt": "six==1.16.0\n",
+                                 "sensors/counter.yaml": sensor_yaml("counter", "counter.py", "Counter"),
+                                 "sensors/counter.py": COUNTER_PY})
+    result = tick(sensors_of(user)["counter"], user.tenant_id)
+    assert result["status"] == "failed" and "requirements.txt" in result["error"]
+    assert "container/ECS worker" in result["error"]
+    assert runner_lambda.payloads == []
+
+
+def test_the_runner_function_refuses_a_malformed_poll_as_a_failed_poll() -> None:
+    from functions.runner import app as runner_app
+
+    reply = runner_app.handler({"kind": "sensor_poll", "sensor_id": 1, "entry_point": "s.py"}, None)
+    assert reply["status"] == "failed" and "invalid payload" in reply["error"] and reply["payloads"] == []
+    reply = runner_app.handler({"kind": "sensor_poll", "sensor_id": 1, "entry_point": "s.py", "class_name": "S",
+                                "pack_url": "http://example.com/p.tgz", "state": None, "parameters": {},
+                                "timeout_s": 5.0}, None)
+    assert reply["status"] == "failed" and "https" in reply["error"]

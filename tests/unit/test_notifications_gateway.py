@@ -23,6 +23,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from chalicelib.aws import websocket
+from chalicelib.config import settings
 from chalicelib.local import ws_gateway
 from chalicelib.local.moto_server import free_port
 
@@ -67,12 +68,15 @@ def gateway(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Handlers]]:
         thread.start()
         assert ready.wait(10)
         monkeypatch.setenv("ATTUNE_WS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+        settings.cache_clear()  # the endpoint is a setting, read once
         websocket.reset_client()
         try:
             yield f"127.0.0.1:{port}", handlers
         finally:
             stop.set()
             thread.join(10)
+            monkeypatch.delenv("ATTUNE_WS_ENDPOINT_URL")
+            settings.cache_clear()
             websocket.reset_client()
 
 
