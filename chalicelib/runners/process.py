@@ -25,15 +25,17 @@ from pathlib import Path
 
 from chalicelib.core.errors import ValidationFailed
 from chalicelib.runners.base import Outcome, RunRequest
+from chalicelib.runners.launch import Launch, prepare
 from chalicelib.runners.output import OutputBuffer
 from chalicelib.runners.sandbox import (
     SDK_DIR,
     SDK_MOUNT,
+    VENV_MOUNT,
     WORK_MOUNT,
     Sandbox,
-    encode,
     exit_code,
     python_prefixes,
+    venv_dir,
 )
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -73,33 +75,76 @@ def action_env(
 
 
 def _confined(
-    command: list[str], sandbox: Sandbox | None, *, cwd: Path, env: dict[str, str], pack_dir: Path | None,
-    python: str | None, child_fds: list[int], mounts: Sequence[tuple[Path, Path]] = (),
-) -> list[str]:
-    """The argv to start; confined, bwrap reads its options from a pipe added to `child_fds`.
+    command: list[str], sandbox: Sandbox, *, cwd: Path, env: dict[str, str], pack_dir: Path | None,
+    python: str | None, mounts: Sequence[tuple[Path, Path]] = (),
+) -> Launch:
+    """The confined start of `command`: bwrap's options on a pipe, the limits handshake (launch.prepare).
 
     bwrap's options name host paths (the pack cache, the work dir), so they
     go through a pipe rather than onto a command line the action could read.
+    A virtualenv interpreter is bound at VENV_MOUNT and named so in the argv:
+    its host path is under the data dir.
     """
-    if sandbox is None:
-        return command
     if shutil.which(command[0], path=env.get("PATH")) is None:  # as Popen would say, not bwrap's exit 1
         raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), command[0])
-    read_only = python_prefixes(python)
-    blob = encode(sandbox.options(work_dir=cwd, env=env, pack_dir=pack_dir, read_only=read_only, mounts=mounts))
-    if len(blob) > MAX_CONTEXT_BYTES:  # written before bwrap starts: it must fit in the pipe buffer
-        raise ValueError(f"the sandbox's options are too long ({len(blob)} bytes)")
-    args_r, args_w = os.pipe()
+    venv = venv_dir(python)
+    extra = list(mounts)
+    if venv is not None and python is not None:
+        extra.append((venv, VENV_MOUNT))
+        if command[0] == python:
+            command = [str(VENV_MOUNT / Path(python).relative_to(venv)), *command[1:]]
+    return prepare(sandbox, command, work_dir=cwd, env=env, pack_dir=pack_dir,
+                   read_only=python_prefixes(python), mounts=extra)
+
+
+def _spawn(
+    command: list[str], sandbox: Sandbox | None, *, cwd: Path, env: dict[str, str], pack_dir: Path | None,
+    python: str | None, mounts: Sequence[tuple[Path, Path]], child_fds: list[int],
+) -> subprocess.Popen[bytes]:
+    """Start the action (confined: bwrap, then its limits, then release it); `child_fds` are closed either way.
+
+    A sandbox whose limits cannot be set is killed before anything of the
+    action runs (SandboxStartFailed, an OSError, like any failed start).
+    """
+    launch: Launch | None = None
     try:
-        os.write(args_w, blob)
-    except OSError:
-        os.close(args_r)
+        if sandbox is not None:
+            launch = _confined(command, sandbox, cwd=cwd, env=env, pack_dir=pack_dir, python=python, mounts=mounts)
+            command = launch.argv
+        proc = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            bufsize=0,
+            cwd=cwd,
+            env=env,
+            pass_fds=[*child_fds, *(launch.child_fds if launch is not None else ())],
+            start_new_session=True,
+        )
+    except BaseException:
+        if launch is not None:
+            launch.close()
         raise
     finally:
-        os.close(args_w)
-    child_fds.append(args_r)
-    return sandbox.argv(command, work_dir=cwd, env=env, pack_dir=pack_dir, read_only=read_only, args_fd=args_r,
-                        mounts=mounts)
+        for fd in child_fds:
+            os.close(fd)
+    if launch is None:
+        return proc
+    try:
+        launch.close_child_fds()
+        launch.release()
+    except BaseException:
+        _killpg(proc.pid, signal.SIGKILL)
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            if stream is not None:
+                with suppress(OSError):
+                    stream.close()
+        proc.wait()
+        raise
+    finally:
+        launch.close()
+    return proc
 
 
 def _context_pipe(request: RunRequest) -> int:
@@ -214,27 +259,13 @@ def run_process(
     env.update(extra_env or {})  # a runner's own (NODE_PATH), naming paths as the action sees them
     started = time.monotonic()
     try:
-        command = _confined(list(argv(chan_w)), sandbox, cwd=cwd, env=env, pack_dir=pack_dir, python=python,
-                            child_fds=child_fds, mounts=mounts if confined else ())
-        proc = subprocess.Popen(
-            command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            bufsize=0,
-            cwd=cwd,
-            env=env,
-            pass_fds=child_fds,
-            start_new_session=True,
-        )
+        proc = _spawn(list(argv(chan_w)), sandbox, cwd=cwd, env=env, pack_dir=pack_dir, python=python,
+                      mounts=mounts, child_fds=child_fds)
     except (OSError, ValueError, subprocess.SubprocessError) as exc:  # missing interpreter, NUL in a path
         outcome.spawn_error = f"could not start the action: {exc}"
         if chan_r is not None:
             os.close(chan_r)
         return outcome
-    finally:
-        for fd in child_fds:
-            os.close(fd)
     outcome.pid = proc.pid
     try:
         if on_started is not None:

@@ -4,6 +4,15 @@ The interpreter is the pack's virtualenv when the worker has built one
 (`RunRequest.python`), else the worker's base Python (not its virtualenv:
 an action sees the SDK, none of the platform's packages). The wrapper reports `run()`'s
 return value on a separate pipe (the result channel), never on stdout.
+
+Without a virtualenv the interpreter starts with `-S`: no `site`, so none of
+the base installation's site-packages (not the action's to use) and none of
+its `.pth` hooks, which on a developer's Python can cost more than the whole
+action (one importing certifi took 25 ms). A virtualenv needs `site` (it is
+what puts the pack's site-packages on sys.path), so there only `-s` (no user
+site). `-X frozen_modules=on` (3.11+, the worker's own interpreter) keeps
+the stdlib's startup modules frozen even where a build would default it
+off. Measured in bench/sandbox.py.
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ from chalicelib.runners.base import (
     stdout_output,
 )
 from chalicelib.runners.process import run_process
-from chalicelib.runners.sandbox import WRAPPER, base_python
+from chalicelib.runners.sandbox import WRAPPER, base_python, venv_dir
 
 
 class Python3Runner:
@@ -41,10 +50,11 @@ class Python3Runner:
     ) -> RunResult:
         """Run the action to the end; only a malformed request raises (ValidationFailed)."""
         python = request.python or base_python()
+        flags = interpreter_flags(python)
         with action_file(request, "action.py") as job:
             outcome = run_process(
                 request,
-                lambda fd: [python, "-s", str(job.seen(WRAPPER)), str(fd), str(job.seen(job.path))],
+                lambda fd: [python, *flags, str(job.seen(WRAPPER)), str(fd), str(job.seen(job.path))],
                 cwd=job.work_dir,
                 grace_s=self.grace_s,
                 channel=True,
@@ -56,6 +66,13 @@ class Python3Runner:
             )
         output, error = interpret_channel(outcome, request.max_output_bytes)
         return conclude(request, outcome, output=output, error=error)
+
+
+def interpreter_flags(python: str) -> list[str]:
+    """`-S` for a bare interpreter, `-s` for a virtualenv's (which needs `site`); see the module's docstring."""
+    if venv_dir(python) is not None:  # maybe another Python version: only flags every 3.x knows
+        return ["-s"]
+    return ["-S", "-X", "frozen_modules=on"]
 
 
 def interpret_channel(outcome: Outcome, limit: int) -> tuple[Any, str | None]:

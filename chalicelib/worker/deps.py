@@ -14,6 +14,18 @@ execution fails with it, the worker carries on.
 
 Locally the environments live under `<data_dir>/deps` (ATTUNE_DEPS_DIR); on
 Lambda under /tmp, or baked into a layer at build time (docs/actions.md).
+
+The build steps run tenant-controlled code (a requirement's setup.py, a
+build backend), so they run in the actions' sandbox (sandbox.build_sandbox):
+the registry's network, a private copy of the pack's files as its cwd (the
+pack version's own files are not there to change), only the environment
+being built writable (/attune/venv, /attune/build), the owner's own download
+cache (/attune/cache) and that work dir, as the owner's build uid, with
+limits, and an environment of registry settings only (`installer_env`): no
+data dir, no database, no platform credentials. A virtualenv is built at
+/attune/venv, where actions see it, and `--relocatable`, so it also works
+at its host path (ATTUNE_SANDBOX=off, the tests). Unconfined only where
+actions are too: ATTUNE_SANDBOX=off, or auto without a usable bwrap.
 """
 
 from __future__ import annotations
@@ -27,12 +39,28 @@ import sys
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from chalicelib.config import settings
 from chalicelib.core.errors import AttuneError
+from chalicelib.runners import launch, sandbox
+from chalicelib.runners.sandbox import (
+    MOUNT_ROOT,
+    VENV_MOUNT,
+    WORK_MOUNT,
+    Sandbox,
+    base_python,
+    python_prefixes,
+    work_dir,
+)
 
 INSTALL_TIMEOUT_S = 600
+# Where a confined build sees its things (its copy of the pack, a virtualenv at VENV_MOUNT, where actions see it).
+CACHE_MOUNT = MOUNT_ROOT / "cache"
+PACK_COPY = WORK_MOUNT / "pack"
+NODE_BUILD_MOUNT = MOUNT_ROOT / "build"
+UV_MOUNT = MOUNT_ROOT / "uv"
 LOG_TAIL = 4000
 READY = ".ready"
 
@@ -89,20 +117,101 @@ def installer_env(home: Path) -> dict[str, str]:
     return env
 
 
-def _run(argv: list[str], cwd: Path | None, what: str) -> None:
-    home = cwd or deps_root()
-    home.mkdir(parents=True, exist_ok=True)
-    env = installer_env(home)
+@dataclass(frozen=True)
+class _Builder:
+    """How one environment's build steps run: confined (`sandbox`) or not, and where things are inside.
+
+    `target` is the host dir being built, `cache` the owner's download
+    cache; `seen` names a host path (the target, the pack's files, a tool)
+    as the build step sees it.
+    """
+
+    sandbox: Sandbox | None
+    pack_dir: Path
+    target: Path
+    target_mount: Path
+    cache: Path
+    tools: tuple[tuple[Path, Path], ...] = ()
+
+    def seen(self, path: Path) -> str:
+        """`path` as the build step names it: unchanged unconfined."""
+        if self.sandbox is None:
+            return str(path)
+        for candidate in (path, path.resolve()):  # the pack dir is kept resolved
+            for host, mount in ((self.target, self.target_mount), (self.pack_dir, PACK_COPY), *self.tools):
+                if candidate.is_relative_to(host):
+                    return str(mount / candidate.relative_to(host))
+        return str(path)
+
+    def seal(self) -> None:
+        """A confined build's result handed to root: no sandbox uid (its builder's included) may change it after."""
+        if self.sandbox is None:
+            return
+        for root, dirs, files in os.walk(self.target):
+            for name in (*dirs, *files):
+                os.chown(os.path.join(root, name), 0, 0, follow_symlinks=False)
+        os.chown(self.target, 0, 0)
+
+    def run(self, argv: list[str], what: str, cwd: Path | None = None) -> None:
+        """Run one step (`argv` naming paths as `seen` does); DependencyError with the installer's tail if it fails.
+
+        Confined, the cwd is a private copy of the pack (requirements name
+        local paths relative to it) and HOME/TMPDIR a fresh work dir;
+        unconfined, `cwd` (host).
+        """
+        try:
+            done = self._run(argv, cwd)
+        except subprocess.TimeoutExpired as exc:
+            raise DependencyError(f"{what} timed out after {INSTALL_TIMEOUT_S}s") from exc
+        except (OSError, ValueError) as exc:
+            raise DependencyError(f"{what} could not start: {exc}") from exc
+        if done.returncode != 0:
+            log = (done.stderr or done.stdout or b"").decode(errors="replace").strip()[-LOG_TAIL:]
+            raise DependencyError(f"{what} failed (exit {done.returncode}): {log}")
+
+    def _run(self, argv: list[str], cwd: Path | None) -> subprocess.CompletedProcess[bytes]:
+        if self.sandbox is None:
+            env = installer_env(self.cache)
+            return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, timeout=INSTALL_TIMEOUT_S, check=False)
+        with work_dir(0, self.sandbox.uid) as work:
+            _private_copy(self.pack_dir, work / PACK_COPY.name, self.sandbox.uid)
+            env = installer_env(WORK_MOUNT)
+            env.update({"TMPDIR": str(WORK_MOUNT), "UV_CACHE_DIR": str(CACHE_MOUNT / "uv"),
+                        "npm_config_cache": str(CACHE_MOUNT / "npm")})
+            return launch.run(
+                self.sandbox, argv, timeout_s=INSTALL_TIMEOUT_S, cwd=work, env=env,
+                read_only=python_prefixes(), mounts=self.tools,
+                writable=[(self.target, self.target_mount), (self.cache, CACHE_MOUNT)], chdir=PACK_COPY,
+            )
+
+
+def _private_copy(pack_dir: Path, dest: Path, uid: int) -> None:
+    """The build step's own copy of the pack, owned by its uid: local requirements may build in their source dir.
+
+    (setuptools writes `*.egg-info` next to `setup.py`.) The pack version's
+    files themselves are never bound into a build, so nothing a build does
+    changes them; links are copied as links, resolved inside the sandbox.
+    """
+    shutil.copytree(pack_dir, dest, symlinks=True)
+    for root, dirs, files in os.walk(dest):
+        for name in (*dirs, *files):
+            os.chown(os.path.join(root, name), uid, uid, follow_symlinks=False)
+    os.chown(dest, uid, uid)
+
+
+def _builder(pack_dir: Path, owner: str, staging: Path, mount: Path, tools: dict[Path, Path]) -> _Builder:
+    """The build's confinement (None sandbox: unconfined), with its target and the owner's cache made and owned."""
     try:
-        done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S,
-                              check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise DependencyError(f"{what} timed out after {INSTALL_TIMEOUT_S}s") from exc
-    except OSError as exc:
-        raise DependencyError(f"{what} could not start: {exc}") from exc
-    if done.returncode != 0:
-        log = (done.stderr or done.stdout or "").strip()[-LOG_TAIL:]
-        raise DependencyError(f"{what} failed (exit {done.returncode}): {log}")
+        box = sandbox.build_sandbox(owner, INSTALL_TIMEOUT_S)
+    except sandbox.SandboxUnavailable as exc:
+        raise DependencyError(exc.message) from exc
+    cache = deps_root() / "cache" / owner
+    staging.mkdir(parents=True)
+    cache.mkdir(parents=True, exist_ok=True)
+    if box is not None:  # the build's uid writes its target and its cache, nothing else
+        for path in (staging, cache):
+            os.chown(path, box.uid, box.uid)
+    return _Builder(box, pack_dir.resolve(), staging, mount, cache, tuple(tools.items()))
 
 
 def _build(target: Path, build: Callable[[Path], None]) -> Path:
@@ -123,11 +232,6 @@ def _build(target: Path, build: Callable[[Path], None]) -> Path:
     return target
 
 
-def base_python() -> str:
-    """The interpreter virtualenvs are made from: the worker's base Python (never its own virtualenv)."""
-    return str(getattr(sys, "_base_executable", None) or sys.executable)
-
-
 def python_env(pack_dir: Path, owner: str) -> Path | None:
     """The virtualenv for the pack's `requirements.txt` (its interpreter: `<env>/bin/python`), or None.
 
@@ -139,15 +243,20 @@ def python_env(pack_dir: Path, owner: str) -> Path | None:
     target = deps_root() / "venvs" / owner / _digest(requirements)
 
     def build(staging: Path) -> None:
-        uv = shutil.which("uv") or str(Path(sys.executable).with_name("uv"))
-        if Path(uv).exists():
-            _run([uv, "venv", "--quiet", "--python", base_python(), str(staging)], None, "uv venv")
-            _run([uv, "pip", "install", "--quiet", "--python", str(staging / "bin" / "python"),
-                  "-r", str(requirements)], None, "installing requirements.txt (uv pip)")
+        uv = Path(shutil.which("uv") or Path(sys.executable).with_name("uv"))
+        tools = {uv: UV_MOUNT} if uv.exists() else {}
+        b = _builder(pack_dir, owner, staging, VENV_MOUNT, tools)
+        venv, reqs = b.seen(staging), b.seen(requirements)
+        if uv.exists():
+            b.run([b.seen(uv), "venv", "--quiet", "--allow-existing", "--relocatable", "--python", base_python(), venv],
+                  "uv venv")
+            b.run([b.seen(uv), "pip", "install", "--quiet", "--python", f"{venv}/bin/python", "-r", reqs],
+                  "installing requirements.txt (uv pip)", cwd=pack_dir)
         else:
-            _run([base_python(), "-m", "venv", str(staging)], None, "python -m venv")
-            _run([str(staging / "bin" / "pip"), "install", "--quiet", "-r", str(requirements)], None,
-                 "installing requirements.txt (pip)")
+            b.run([base_python(), "-m", "venv", venv], "python -m venv")
+            b.run([f"{venv}/bin/pip", "install", "--quiet", "-r", reqs], "installing requirements.txt (pip)",
+                  cwd=pack_dir)
+        b.seal()
 
     return _build(target, build)
 
@@ -164,12 +273,13 @@ def node_modules(pack_dir: Path, owner: str) -> Path | None:
         npm = shutil.which("npm")
         if npm is None:
             raise DependencyError("npm is not installed; node actions with a package.json need it")
-        staging.mkdir(parents=True)
+        b = _builder(pack_dir, owner, staging, NODE_BUILD_MOUNT, {})
         shutil.copy2(package, staging / "package.json")
         if lock.is_file():
             shutil.copy2(lock, staging / "package-lock.json")
         verb = ["ci"] if lock.is_file() else ["install"]
-        _run([npm, *verb, "--no-audit", "--no-fund", "--ignore-scripts", "--omit=dev"], staging,
-             f"npm {verb[0]}")
+        b.run([npm, *verb, "--no-audit", "--no-fund", "--ignore-scripts", "--omit=dev", "--prefix", b.seen(staging)],
+              f"npm {verb[0]}", cwd=staging)
+        b.seal()
 
     return _build(target, build) / "node_modules"

@@ -5,6 +5,7 @@ Real installs from the package registries (uv, npm), into a temporary deps dir.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import threading
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from chalicelib.config import settings
+from chalicelib.runners import sandbox
 from chalicelib.worker import deps
 
 pytestmark = pytest.mark.integration
@@ -101,3 +103,81 @@ def test_a_bad_package_json_fails_clearly(tmp_path: Path) -> None:
     with pytest.raises(deps.DependencyError) as caught:
         deps.node_modules(pack, "t1")
     assert "npm install failed" in caught.value.message
+
+
+BACKEND = '''
+import json, os
+
+def _report():
+    seen = {"uid": os.getuid(), "secret_in_env": "attune-secret-xyz" in json.dumps(dict(os.environ))}
+    try:
+        seen["init_environ"] = "attune-secret-xyz" in open("/proc/1/environ").read()
+    except OSError as exc:
+        seen["init_environ"] = type(exc).__name__
+    for name, path in (("data_file", DATA_FILE), ("data_dir", DATA_DIR)):
+        try:
+            seen[name] = open(path).read() if name == "data_file" else sorted(os.listdir(path))
+        except OSError as exc:
+            seen[name] = type(exc).__name__
+    try:
+        open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "planted.py"), "w").write("x = 1\\n")
+        seen["pack_write"] = "written"
+    except OSError as exc:
+        seen["pack_write"] = type(exc).__name__
+    raise RuntimeError("REPORT" + json.dumps(seen) + "END")
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
+    _report()
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    _report()
+'''
+
+
+def test_a_requirements_build_step_reaches_neither_the_data_dir_nor_the_workers_environment(
+    tmp_path: Path, deps_dir: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if not sandbox.available():
+        pytest.skip("bubblewrap cannot run here: builds run unconfined (ATTUNE_SANDBOX=auto)")
+    # GIVEN a worker whose environment and data dir hold secrets
+    monkeypatch.setenv("ATTUNE_DATABASE_URL", "postgresql://postgres:attune-secret-xyz@/attune")
+    secret = deps_dir.parent / "secret.txt"
+    secret.write_text("attune-secret-xyz")
+    # AND a pack requiring a local package whose build backend (tenant code, run by the installer) looks for them
+    # (an in-tree PEP 517 backend: nothing to download, the test stays offline)
+    pack = _pack(tmp_path, "evil", {"requirements.txt": "./evilpkg\n"})
+    (pack / "evilpkg").mkdir()
+    (pack / "evilpkg" / "pyproject.toml").write_text(
+        '[project]\nname = "evilpkg"\nversion = "1.0"\n\n'
+        '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n')
+    (pack / "evilpkg" / "backend.py").write_text(
+        f"DATA_FILE = {str(secret)!r}\nDATA_DIR = {str(deps_dir.parent)!r}\n" + BACKEND)
+    # WHEN the worker builds the pack's environment
+    with pytest.raises(deps.DependencyError) as caught:
+        deps.python_env(pack, "t1")
+    # THEN the backend ran (its report is in the installer's error) ...
+    message = caught.value.message
+    assert "REPORT" in message, message
+    seen = json.loads("{" + message.rsplit("REPORT{", 1)[1].split("}END", 1)[0] + "}")
+    # ... as the owner's build uid, without the worker's environment or the data dir
+    assert seen["uid"] >= sandbox.BUILD_UID_BASE, seen
+    assert seen["secret_in_env"] is False and seen["init_environ"] is not True, seen
+    assert seen["data_file"] == "FileNotFoundError" and seen["data_dir"] == "FileNotFoundError", seen
+    # AND what it wrote went to its own copy of the pack, never into the pack version's files
+    assert seen["pack_write"] == "written" and not (pack / "evilpkg" / "planted.py").exists()
+
+
+def test_a_sandboxed_build_is_relocatable_and_names_no_host_path(tmp_path: Path) -> None:
+    if not sandbox.available():
+        pytest.skip("bubblewrap cannot run here: builds run unconfined (ATTUNE_SANDBOX=auto)")
+    env = deps.python_env(_pack(tmp_path, "p", {"requirements.txt": "six==1.16.0\n"}), "t1")
+    assert env is not None
+    # THEN it was built where actions see it, and its files name neither the deps dir nor the data dir
+    cfg = (env / "pyvenv.cfg").read_text()
+    assert "relocatable = true" in cfg and str(env) not in cfg, cfg
+    assert _version(env / "bin" / "python", "six") == "1.16.0"  # and it works at its host path too
+    # AND once built it belongs to root: no sandbox uid, its builder's included, can change it
+    assert {p.lstat().st_uid for p in [env, *env.rglob("*")]} == {0}
