@@ -29,7 +29,7 @@ run: $(STAMP) sandbox  ## start the whole local cloud in the foreground
 
 test: $(STAMP) sandbox lint typecheck check-package  ## unit, integration and e2e tests on embedded defaults
 	$(BIN)/pytest -q tests/unit tests/integration
-	$(BIN)/pytest -q tests/e2e
+	$(BIN)/python -m tests.e2e.run
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
@@ -37,8 +37,10 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(BIN)/pytest -q tests/integration
 
-e2e: $(STAMP)
-	$(BIN)/pytest -q tests/e2e
+# One local cloud for all e2e tests: most run in parallel (ATTUNE_E2E_WORKERS, default 3), then those
+# marked `serial` (crash tests, timing tolerances) alone; tests/e2e/run.py.
+e2e: $(STAMP) sandbox
+	$(BIN)/python -m tests.e2e.run
 
 # The seed's test report: the tiers in order, then per tier ✅/❌/⏭️, name and seconds, and a summary
 # (tests/e2e/report.py); also written as JSON. E2E_REPORT_JSON=path to put it elsewhere.

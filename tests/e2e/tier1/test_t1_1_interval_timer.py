@@ -5,9 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 from itertools import pairwise
 
+import pytest
+
 from tests.e2e.client import Cloud
 from tests.e2e.flow import enforcements
 from tests.e2e.timer_flow import echo_rule, stopped_after, timer, wait_fires, wait_succeeded
+
+# Runs alone on the cloud (tests/e2e/run.py): its criterion is a timing tolerance (0.5 s).
+pytestmark = pytest.mark.serial
 
 TOLERANCE_S = 0.5
 

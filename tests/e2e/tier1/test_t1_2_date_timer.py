@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
+
 from tests.e2e.client import Cloud
 from tests.e2e.flow import enforcements
 from tests.e2e.timer_flow import echo_rule, executions, fires, observe, timer, wait_fires, wait_succeeded
+
+# Runs alone on the cloud (tests/e2e/run.py): its criterion is a timing tolerance (1 s).
+pytestmark = pytest.mark.serial
 
 PLUS_TWO = timezone(timedelta(hours=2))  # the date names its own offset, and the timer must honour it
 

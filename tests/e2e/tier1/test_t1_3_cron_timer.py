@@ -11,8 +11,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from tests.e2e.client import Cloud
 from tests.e2e.timer_flow import echo_rule, fires, observe, parse, settled, stopped_after, timer
+
+# Runs alone on the cloud (tests/e2e/run.py): its criterion is a timing tolerance (0.5 s).
+pytestmark = pytest.mark.serial
 
 TOLERANCE_S = 0.5
 EXAMPLES = {

@@ -14,6 +14,8 @@ import time
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from tests.e2e.client import Cloud
 from tests.e2e.flow import audit_trail, items
 from tests.e2e.workflow_flow import (
@@ -34,6 +36,9 @@ from tests.e2e.workflow_flow import (
     wait_inquiry,
     wait_status,
 )
+
+# Runs alone on the cloud (tests/e2e/run.py): its criterion is a timing tolerance (the expiry time).
+pytestmark = pytest.mark.serial
 
 YES_NO = {"type": "object", "properties": {"approved": {"type": "boolean"}}, "required": ["approved"]}
 DEFAULT = {"approved": False, "reason": "timed out"}

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import pytest
 import yaml
 
 from tests.e2e.client import Cloud, User
 from tests.e2e.flow import actions_of, audit_trail, register_pack, unique_ref, wait_final
+
+# Runs alone on the cloud (tests/e2e/run.py): its criterion is a timing tolerance (the retry delays).
+pytestmark = pytest.mark.serial
 
 SEED_RETRY = """\
 retry:

@@ -22,11 +22,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.e2e.client import Cloud, User
 from tests.e2e.flow import actions_of, audit_trail, get_execution, poll, register_pack, run_action, unique_ref
 from tests.helpers.procs import tagged_processes as _alive
+
+# Runs alone on the cloud (tests/e2e/run.py): its criterion is a timing tolerance (the timeout).
+pytestmark = pytest.mark.serial
 
 TIMEOUT_S = 5
 GRACE_S = float(os.environ.get("ATTUNE_ACTION_GRACE_SECONDS", "5"))

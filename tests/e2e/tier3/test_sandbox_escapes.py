@@ -28,6 +28,9 @@ from tests.e2e.client import Cloud, User
 from tests.e2e.flow import action_files, register_pack, run_action, unique_ref, wait_final
 from tests.helpers.procs import tagged_processes as _alive
 
+# Runs alone on the cloud (tests/e2e/run.py): it kills the cloud's worker and runs memory and fork bombs.
+pytestmark = pytest.mark.serial
+
 PROBE_PY = r'''
 import glob, json, os, urllib.request
 import attune_action

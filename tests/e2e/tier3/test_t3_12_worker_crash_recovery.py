@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.e2e.client import Cloud, User
@@ -34,6 +35,9 @@ from tests.e2e.flow import (
     wait_final,
 )
 from tests.helpers.procs import tagged_processes as _alive
+
+# Runs alone on the cloud (tests/e2e/run.py): it kills the cloud's worker.
+pytestmark = pytest.mark.serial
 
 STALE_S = float(os.environ.get("ATTUNE_REAPER_STALE_SECONDS", "30"))
 HEARTBEAT_S = float(os.environ.get("ATTUNE_HEARTBEAT_SECONDS", "2"))

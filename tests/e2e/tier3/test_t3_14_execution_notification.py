@@ -25,6 +25,9 @@ from tests.e2e.client import Cloud, Listener
 from tests.e2e.flow import get_execution
 from tests.e2e.workflow_flow import answer, at, start, wait_inquiry, wait_status
 
+# Runs alone on the cloud (tests/e2e/run.py): it bounds notification latency.
+pytestmark = pytest.mark.serial
+
 STATUSES = ["requested", "scheduled", "running", "succeeded"]
 YES_NO = {"type": "object", "properties": {"approved": {"type": "boolean"}}, "required": ["approved"]}
 LATENCY_BOUND_S = 2.0

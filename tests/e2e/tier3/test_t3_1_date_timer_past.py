@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from tests.e2e.client import Cloud
 from tests.e2e.timer_flow import echo_rule, fires, timer, wait_fires, wait_succeeded
+
+# Runs alone on the cloud (tests/e2e/run.py): its criterion is a timing tolerance (fires within 2 s).
+pytestmark = pytest.mark.serial
 
 
 def test_past_date_fires_once_at_once(cloud: Cloud) -> None:

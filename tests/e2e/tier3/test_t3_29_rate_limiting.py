@@ -12,8 +12,12 @@ from __future__ import annotations
 import time
 
 import httpx
+import pytest
 
 from tests.e2e.client import Cloud, User
+
+# Runs alone on the cloud (tests/e2e/run.py): its criterion is a request rate (10/s).
+pytestmark = pytest.mark.serial
 
 PER_S = 10
 BURST = 10

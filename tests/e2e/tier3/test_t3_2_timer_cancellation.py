@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from tests.e2e.client import Cloud
 from tests.e2e.flow import FINAL
 from tests.e2e.timer_flow import echo_rule, executions, fires, observe, stopped_after, timer, wait_fires, wait_succeeded
+
+# Runs alone on the cloud (tests/e2e/run.py): its criterion is a timing tolerance.
+pytestmark = pytest.mark.serial
 
 
 def test_disabled_rule_stops_and_reenabled_rule_resumes(cloud: Cloud) -> None:

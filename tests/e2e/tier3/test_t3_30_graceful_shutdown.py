@@ -19,10 +19,14 @@ import signal
 from datetime import datetime
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.e2e.client import Cloud, User
 from tests.e2e.flow import audit_trail, get_execution, poll, register_pack, run_action, unique_ref, wait_final
+
+# Runs alone on the cloud (tests/e2e/run.py): it stops the cloud's worker.
+pytestmark = pytest.mark.serial
 
 ACTION_S = 6
 RECOVERY_TIMEOUT_S = 90.0

@@ -16,9 +16,14 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.client import Cloud
 from tests.e2e.flow import get_execution, poll
 from tests.e2e.workflow_flow import children, create_workflow, new_pack, start, wait_status
+
+# Runs alone on the cloud (tests/e2e/run.py): it kills the cloud's workflow handler.
+pytestmark = pytest.mark.serial
 
 TASKS = 8
 RECOVERY_S = 120.0
