@@ -13,7 +13,7 @@ from chalice import Blueprint
 from pydantic import ValidationError
 
 from chalicelib.api.context import Call, endpoint
-from chalicelib.api.params import bool_param, choice_param, page
+from chalicelib.api.params import PAGE, ChoiceParam, TextParam, enabled_filter, page
 from chalicelib.api.serialize import listing, pick
 from chalicelib.core.auth import Permission
 from chalicelib.core.errors import Conflict, Forbidden, NotFound, Unprocessable, ValidationFailed
@@ -24,6 +24,7 @@ from chalicelib.db import audit
 from chalicelib.db import packs as pack_rows
 from chalicelib.db.pool import Cursor
 from chalicelib.models.packs import ActionCreate, ActionFields, ActionPatch, ActionReplace
+from chalicelib.models.responses import Action, ActionList, Deleted
 from chalicelib.packs import check_workflow_actions
 
 bp = Blueprint(__name__)
@@ -36,6 +37,9 @@ EDITABLE = (
     "description", "runner_type", "entry_point", "parameters", "code", "timeout", "retry",
     "http_config", "image", "workflow", "with_items", "concurrency", "enabled",
 )
+PACK = TextParam("pack", "Only the actions of this pack (its ref).", max_length=64)
+RUNNER_TYPE = ChoiceParam("runner_type", "Only actions of this runner.", choices=frozenset(RUNNER_TYPES))
+ENABLED = enabled_filter("actions")
 
 
 def action_body(row: dict[str, Any], *, with_code: bool = False) -> dict[str, Any]:
@@ -95,7 +99,7 @@ def _save(call: Call, row: dict[str, Any], fields: ActionFields) -> dict[str, An
 
 
 @bp.route("/api/v1/actions", methods=["POST"])
-@endpoint(Permission.WRITE, body=ActionCreate, status=201)
+@endpoint(Permission.WRITE, body=ActionCreate, status=201, response=Action, errors=(404, 409, 422))
 def create_action(call: Call) -> dict[str, Any]:
     """Add an action to one of the tenant's packs."""
     body: ActionCreate = call.body
@@ -117,16 +121,16 @@ def create_action(call: Call) -> dict[str, Any]:
 
 
 @bp.route("/api/v1/actions", methods=["GET"])
-@endpoint(Permission.READ)
+@endpoint(Permission.READ, query=(*PAGE, PACK, RUNNER_TYPE, ENABLED), response=ActionList)
 def list_actions(call: Call) -> dict[str, Any]:
     """The tenant's and the system actions, newest first; filters `pack`, `runner_type`, `enabled`."""
     window = page(call)
     tenant_id = call.principal.tenant_id
     where: dict[str, Any] = {
-        "runner_type": choice_param(call, "runner_type", frozenset(RUNNER_TYPES)),
-        "enabled": bool_param(call, "enabled"),
+        "runner_type": RUNNER_TYPE.read(call),
+        "enabled": ENABLED.read(call),
     }
-    pack_ref = call.query("pack")
+    pack_ref = PACK.read(call)
     if pack_ref:
         pack = pack_rows.PACKS.get_by(call.cur, tenant_id, "ref", pack_ref)
         if pack is None:
@@ -139,7 +143,7 @@ def list_actions(call: Call) -> dict[str, Any]:
 
 
 @bp.route("/api/v1/actions/{action_id}", methods=["GET"])
-@endpoint(Permission.READ)
+@endpoint(Permission.READ, response=Action)
 def get_action(call: Call, action_id: str) -> dict[str, Any]:
     """One action by id or ref, with its inline code."""
     row = action_rows.find(call.cur, call.principal.tenant_id, action_id, with_code=True)
@@ -149,7 +153,7 @@ def get_action(call: Call, action_id: str) -> dict[str, Any]:
 
 
 @bp.route("/api/v1/actions/{action_id}", methods=["PUT"])
-@endpoint(Permission.WRITE, body=ActionReplace)
+@endpoint(Permission.WRITE, body=ActionReplace, response=Action, errors=(422,))
 def replace_action(call: Call, action_id: str) -> dict[str, Any]:
     """Replace the whole definition; fields left out take their defaults."""
     body: ActionReplace = call.body
@@ -159,7 +163,7 @@ def replace_action(call: Call, action_id: str) -> dict[str, Any]:
 
 
 @bp.route("/api/v1/actions/{action_id}", methods=["PATCH"])
-@endpoint(Permission.WRITE, body=ActionPatch)
+@endpoint(Permission.WRITE, body=ActionPatch, response=Action, errors=(422,))
 def patch_action(call: Call, action_id: str) -> dict[str, Any]:
     """Change only the fields given (null clears one); the result must still be a valid action."""
     body: ActionPatch = call.body
@@ -175,7 +179,7 @@ def patch_action(call: Call, action_id: str) -> dict[str, Any]:
 
 
 @bp.route("/api/v1/actions/{action_id}", methods=["DELETE"])
-@endpoint(Permission.WRITE)
+@endpoint(Permission.WRITE, response=Deleted)
 def delete_action(call: Call, action_id: str) -> dict[str, Any]:
     """Delete one of the tenant's actions (a pack file's action returns on the next reload)."""
     row = _own_action(call, action_id)

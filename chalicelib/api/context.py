@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import wraps
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import jwt
 from chalice import Chalice, Response
@@ -48,6 +48,9 @@ from chalicelib.db import ratelimits
 from chalicelib.db.executions import is_running
 from chalicelib.db.pool import Cursor, tenant_tx
 from chalicelib.db.users import load_principal
+
+if TYPE_CHECKING:
+    from chalicelib.api.params import QueryParam
 
 log = logging.getLogger("attune.api")
 M = TypeVar("M", bound=BaseModel)
@@ -89,9 +92,17 @@ class Call:
     cur: Cursor
     body: Any = None
     after_commit: list[Callable[[], None]] = field(default_factory=list)
+    declared: frozenset[str] = frozenset()
 
     def query(self, name: str) -> str | None:
-        """A query-string parameter, or None."""
+        """A query-string parameter, or None.
+
+        Only the names the view declared (`endpoint(query=...)`) may be read:
+        the declaration is what the OpenAPI document lists, so reading an
+        undeclared one is a programming error, not the caller's.
+        """
+        if name not in self.declared:
+            raise RuntimeError(f"query parameter {name!r} is read but not declared in the view's endpoint(query=...)")
         params = self.request.query_params
         return None if params is None else params.get(name)
 
@@ -222,6 +233,25 @@ def _guard(run: Callable[[], Response]) -> Response:
         return error_response(AttuneError("internal error; the failure was logged"))
 
 
+def describe(
+    permission: Permission | None,
+    *,
+    body: type[BaseModel] | None,
+    status: int,
+    query: Sequence[QueryParam] = (),
+    response: type[BaseModel] | None = None,
+    responses: Mapping[int, type[BaseModel]] | None = None,
+    errors: Sequence[int] = (),
+    body_required: bool = True,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The `__attune__` metadata of a view: what the OpenAPI document is generated from."""
+    return {
+        "permission": permission, "body": body, "status": status, "query": tuple(query), "response": response,
+        "responses": dict(responses or {}), "errors": tuple(errors), "body_required": body_required, **extra,
+    }
+
+
 def endpoint(
     permission: Permission = Permission.READ,
     *,
@@ -229,12 +259,23 @@ def endpoint(
     status: int = 200,
     max_body: int | None = None,
     actions_may_call: bool = False,
+    query: Sequence[QueryParam] = (),
+    response: type[BaseModel] | None = None,
+    responses: Mapping[int, type[BaseModel]] | None = None,
+    errors: Sequence[int] = (),
+    body_required: bool = True,
 ) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
     """Decorate an authenticated view `fn(call, **path_params)`.
 
     `actions_may_call` also admits the token a worker gives a running action
-    (the datastore endpoints: T1.6, T2.3).
+    (the datastore endpoints: T1.6, T2.3). The rest is the view's contract,
+    which the OpenAPI document is generated from: the query parameters it
+    reads (`query`, the only ones `Call.query` admits), its success body
+    (`response`, and `responses` for other statuses it answers), and the
+    errors it raises beyond those every endpoint may (`errors`). A body with
+    `body_required=False` may be left out (the view gets None).
     """
+    declared = frozenset(p.name for p in query)
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Response]:
         @wraps(fn)
@@ -264,8 +305,8 @@ def endpoint(
                         ratelimits.admit([_user_bucket(f"user:{principal.user_id}")], cur)
                     if not allowed(principal.role, permission):
                         raise Forbidden(denial_message(principal.role, permission))
-                    parsed = parse_body(request, body, max_body) if body is not None else None
-                    call = Call(request, principal, cur, parsed)
+                    parsed = _body(request, body, max_body, body_required)
+                    call = Call(request, principal, cur, parsed, declared=declared)
                     result = fn(call, **path)
                 # Committed: now the work that must not happen for a rolled-back change (queue sends).
                 for hook in call.after_commit:
@@ -274,16 +315,37 @@ def endpoint(
 
             return _guard(run)
 
-        view.__attune__ = {"permission": permission, "body": body, "status": status}  # type: ignore[attr-defined]
+        view.__attune__ = describe(  # type: ignore[attr-defined]
+            permission, body=body, status=status, query=query, response=response, responses=responses,
+            errors=errors, body_required=body_required, actions_may_call=actions_may_call,
+        )
         return view
 
     return decorate
 
 
+def _body(request: Request, model: type[BaseModel] | None, max_bytes: int | None, required: bool) -> Any:
+    if model is None:
+        return None
+    if not required and not (request.raw_body or b"").strip():
+        return None
+    return parse_body(request, model, max_bytes)
+
+
 def public(
-    *, body: type[BaseModel] | None = None, status: int = 200
+    *,
+    body: type[BaseModel] | None = None,
+    status: int = 200,
+    response: type[BaseModel] | None = None,
+    responses: Mapping[int, type[BaseModel]] | None = None,
+    errors: Sequence[int] = (),
+    raw_body: dict[str, Any] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
-    """Decorate an unauthenticated view `fn(call, **path_params)` (login, register, webhooks)."""
+    """Decorate an unauthenticated view `fn(call, **path_params)` (login, register, webhooks).
+
+    `response`, `responses` and `errors` are its contract, as for `endpoint`;
+    `raw_body` is the JSON schema of a body the view reads itself (webhooks).
+    """
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Response]:
         @wraps(fn)
@@ -295,7 +357,10 @@ def public(
 
             return _guard(run)
 
-        view.__attune__ = {"permission": None, "body": body, "status": status}  # type: ignore[attr-defined]
+        view.__attune__ = describe(  # type: ignore[attr-defined]
+            None, body=body, status=status, response=response, responses=responses, errors=errors,
+            raw_body=raw_body,
+        )
         return view
 
     return decorate

@@ -13,13 +13,18 @@ from chalice import Blueprint, Response
 
 from chalicelib import datastore
 from chalicelib.api.context import Call, endpoint
-from chalicelib.api.params import bool_param, page
+from chalicelib.api.params import PAGE, BoolParam, TextParam, page
 from chalicelib.api.serialize import iso, listing
 from chalicelib.core.auth import Permission, allowed, denial_message
-from chalicelib.core.errors import BadRequest, Forbidden, NotFound
-from chalicelib.models.datastore import MAX_KEY_LENGTH, DatastorePut, is_valid_key
+from chalicelib.core.errors import Forbidden, NotFound
+from chalicelib.models.datastore import KEY_CHARS, MAX_KEY_LENGTH, DatastorePut, is_valid_key
+from chalicelib.models.responses import DatastoreItem, DatastoreItemList, DeletedKey
 
 bp = Blueprint(__name__)
+LIST_DECRYPT = BoolParam("decrypt", "Show secrets' plaintext (editor or admin); masked otherwise.", default=False)
+GET_DECRYPT = BoolParam("decrypt", "false masks a secret's value; by default it is decrypted.", default=True)
+PREFIX = TextParam("prefix", "Only keys starting with this.", max_length=MAX_KEY_LENGTH,
+                   pattern=f"^{KEY_CHARS}+$")
 
 
 def render(item: datastore.Item) -> dict[str, Any]:
@@ -48,20 +53,9 @@ def path_key(raw: str) -> str:
     return key
 
 
-def _prefix(call: Call) -> str | None:
-    raw = call.query("prefix")
-    if raw is None or raw == "":
-        return None
-    if len(raw) > MAX_KEY_LENGTH or not is_valid_key(raw):
-        raise BadRequest(
-            f"query parameter 'prefix' must be up to {MAX_KEY_LENGTH} characters of "
-            f"A-Z a-z 0-9 _ . : / -; got {raw[:80]!r}"
-        )
-    return raw
-
-
 @bp.route("/api/v1/datastore", methods=["POST"])
-@endpoint(Permission.WRITE, body=DatastorePut, status=201, actions_may_call=True)
+@endpoint(Permission.WRITE, body=DatastorePut, status=201, actions_may_call=True, response=DatastoreItem,
+          responses={200: DatastoreItem})
 def put_item(call: Call) -> Response:
     """Set a key: 201 when it is new (or had expired), 200 when an existing item is replaced."""
     body: DatastorePut = call.body
@@ -78,12 +72,12 @@ def put_item(call: Call) -> Response:
 
 
 @bp.route("/api/v1/datastore", methods=["GET"])
-@endpoint(Permission.READ)
+@endpoint(Permission.READ, query=(*PAGE, PREFIX, LIST_DECRYPT), response=DatastoreItemList, errors=(403,))
 def list_items(call: Call) -> dict[str, Any]:
     """The tenant's live items; secrets masked unless `?decrypt=true` by a role that may write."""
     window = page(call)
-    prefix = _prefix(call)
-    decrypt = bool_param(call, "decrypt") or False
+    prefix = PREFIX.read(call)
+    decrypt = bool(LIST_DECRYPT.read(call))
     if decrypt and not allowed(call.principal.role, Permission.WRITE):
         raise Forbidden("listing decrypted secrets: " + denial_message(call.principal.role, Permission.WRITE))
     items, total = datastore.list_items(
@@ -98,19 +92,18 @@ def list_items(call: Call) -> dict[str, Any]:
 
 
 @bp.route("/api/v1/datastore/{key}", methods=["GET"])
-@endpoint(Permission.READ, actions_may_call=True)
+@endpoint(Permission.READ, actions_may_call=True, query=(GET_DECRYPT,), response=DatastoreItem)
 def get_item(call: Call, key: str) -> dict[str, Any]:
     """One live item, decrypted (`?decrypt=false` masks it); 404 when absent or expired."""
     name = path_key(key)
-    decrypt = bool_param(call, "decrypt")
-    item = datastore.get(call.cur, call.principal.tenant_id, name, decrypt=True if decrypt is None else decrypt)
+    item = datastore.get(call.cur, call.principal.tenant_id, name, decrypt=bool(GET_DECRYPT.read(call)))
     if item is None:
         raise NotFound(f"datastore key {name!r} not found")
     return render(item)
 
 
 @bp.route("/api/v1/datastore/{key}", methods=["DELETE"])
-@endpoint(Permission.WRITE, actions_may_call=True)
+@endpoint(Permission.WRITE, actions_may_call=True, response=DeletedKey)
 def delete_item(call: Call, key: str) -> dict[str, Any]:
     """Delete a key; 404 when absent or already expired."""
     name = path_key(key)

@@ -7,20 +7,30 @@ from typing import Any
 from chalice import Blueprint
 
 from chalicelib.api.context import Call, endpoint
-from chalicelib.api.params import choice_param, id_param, page, path_id
+from chalicelib.api.params import PAGE, ChoiceParam, TextParam, id_filter, page, path_id
 from chalicelib.api.serialize import listing, pick
 from chalicelib.core.auth import Permission, allowed
 from chalicelib.db.executions import EXECUTION_FIELDS, EXECUTIONS, STATUSES
 from chalicelib.executions.service import cancel_execution, describe_execution, run_action
 from chalicelib.models.executions import NewExecution
-from chalicelib.pipeline.events import trace_filter
+from chalicelib.models.responses import Execution, ExecutionList
+from chalicelib.pipeline.events import MAX_TRACE_CHARS, trace_filter
 
 bp = Blueprint(__name__)
 ORDERS = frozenset({"asc", "desc"})
+STATUS = ChoiceParam("status", "Only executions of this status.", choices=STATUSES)
+ACTION_REF = TextParam("action_ref", "Only executions of this action.", max_length=200)
+PARENT = id_filter("parent_execution_id", "the children of this workflow execution")
+ENFORCEMENT = id_filter("enforcement_id", "the executions of this enforcement")
+TRACE = TextParam("trace", "Only the executions of this chain (its trace id).", max_length=MAX_TRACE_CHARS,
+                  pattern="^[A-Za-z0-9-]+$")
+ORDER = ChoiceParam("order", "By id: desc (newest first) by default, asc for a workflow's children.",
+                    choices=ORDERS)
 
 
 @bp.route("/api/v1/executions", methods=["GET"])
-@endpoint(Permission.READ)
+@endpoint(Permission.READ, query=(*PAGE, STATUS, ACTION_REF, PARENT, ENFORCEMENT, TRACE, ORDER),
+          response=ExecutionList)
 def list_executions(call: Call) -> dict[str, Any]:
     """Newest first; filters `status`, `action_ref`, `parent_execution_id`, `enforcement_id`, `trace` (one chain).
 
@@ -28,19 +38,19 @@ def list_executions(call: Call) -> dict[str, Any]:
     order its tasks ran, unless `order=desc` asks otherwise.
     """
     window = page(call)
-    parent = id_param(call, "parent_execution_id")
-    order = choice_param(call, "order", ORDERS) or ("asc" if parent is not None else "desc")
+    parent = PARENT.read(call)
+    order = ORDER.read(call) or ("asc" if parent is not None else "desc")
     rows, total = EXECUTIONS.list(
         call.cur,
         call.principal.tenant_id,
         limit=window.limit,
         offset=window.offset,
         where={
-            "status": choice_param(call, "status", STATUSES),
-            "action_ref": call.query("action_ref"),
+            "status": STATUS.read(call),
+            "action_ref": ACTION_REF.read(call),
             "parent_execution_id": parent,
-            "enforcement_id": id_param(call, "enforcement_id"),
-            "trace": trace_filter(call.query("trace")),
+            "enforcement_id": ENFORCEMENT.read(call),
+            "trace": trace_filter(TRACE.read(call)),
         },
         oldest_first=order == "asc",
     )
@@ -48,7 +58,7 @@ def list_executions(call: Call) -> dict[str, Any]:
 
 
 @bp.route("/api/v1/executions/{execution_id}", methods=["GET"])
-@endpoint(Permission.READ)
+@endpoint(Permission.READ, response=Execution)
 def get_execution(call: Call, execution_id: str) -> dict[str, Any]:
     """One execution with its result (and, for a workflow, its tasks' states)."""
     row = describe_execution(call.cur, tenant_id=call.principal.tenant_id,
@@ -57,7 +67,7 @@ def get_execution(call: Call, execution_id: str) -> dict[str, Any]:
 
 
 @bp.route("/api/v1/executions", methods=["POST"])
-@endpoint(Permission.EXECUTE, body=NewExecution, status=201)
+@endpoint(Permission.EXECUTE, body=NewExecution, status=201, response=Execution, errors=(404, 422))
 def create_execution(call: Call) -> dict[str, Any]:
     """Run an action the tenant owns, or a system action; invalid parameters fail it at once."""
     body: NewExecution = call.body
@@ -69,7 +79,7 @@ def create_execution(call: Call) -> dict[str, Any]:
 
 
 @bp.route("/api/v1/executions/{execution_id}/cancel", methods=["POST"])
-@endpoint(Permission.EXECUTE)
+@endpoint(Permission.EXECUTE, response=Execution, errors=(409,))
 def cancel(call: Call, execution_id: str) -> dict[str, Any]:
     """Cancel: `canceled` at once if nothing runs yet, else `canceling` until the worker stops it; 409 if final."""
     row = cancel_execution(

@@ -7,13 +7,14 @@ from typing import Any
 from chalice import Blueprint
 
 from chalicelib.api.context import Call, endpoint
-from chalicelib.api.params import choice_param, id_param, page, path_id
+from chalicelib.api.params import PAGE, ChoiceParam, id_filter, page, path_id
 from chalicelib.api.serialize import listing, pick
 from chalicelib.core.auth import Permission
 from chalicelib.core.errors import NotFound
 from chalicelib.db import inquiries as rows
 from chalicelib.inquiries import respond
 from chalicelib.models.inquiries import InquiryResponse
+from chalicelib.models.responses import Inquiry, InquiryList
 
 bp = Blueprint(__name__)
 INQUIRY_FIELDS = (
@@ -21,6 +22,8 @@ INQUIRY_FIELDS = (
     "response", "responded_by", "responded_at", "created",
 )
 STATUSES = frozenset({"pending", "responded", "expired"})
+STATUS = ChoiceParam("status", "Only inquiries of this status.", choices=STATUSES)
+EXECUTION_ID = id_filter("execution_id", "the inquiries of this execution (its own, or its workflow's)")
 
 
 def inquiry_body(row: dict[str, Any]) -> dict[str, Any]:
@@ -29,19 +32,19 @@ def inquiry_body(row: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.route("/api/v1/inquiries", methods=["GET"])
-@endpoint(Permission.READ)
+@endpoint(Permission.READ, query=(*PAGE, STATUS, EXECUTION_ID), response=InquiryList)
 def list_inquiries(call: Call) -> dict[str, Any]:
     """Newest first; filters `status` and `execution_id` (the inquiry's own execution or its workflow)."""
     window = page(call)
     found, total = rows.list_page(
-        call.cur, call.principal.tenant_id, status=choice_param(call, "status", STATUSES),
-        execution_id=id_param(call, "execution_id"), limit=window.limit, offset=window.offset,
+        call.cur, call.principal.tenant_id, status=STATUS.read(call),
+        execution_id=EXECUTION_ID.read(call), limit=window.limit, offset=window.offset,
     )
     return listing([inquiry_body(r) for r in found], total, window.limit, window.offset)
 
 
 @bp.route("/api/v1/inquiries/{inquiry_id}", methods=["GET"])
-@endpoint(Permission.READ)
+@endpoint(Permission.READ, response=Inquiry)
 def get_inquiry(call: Call, inquiry_id: str) -> dict[str, Any]:
     """One inquiry."""
     row = rows.get(call.cur, call.principal.tenant_id, path_id(inquiry_id, "inquiry"))
@@ -51,7 +54,7 @@ def get_inquiry(call: Call, inquiry_id: str) -> dict[str, Any]:
 
 
 @bp.route("/api/v1/inquiries/{inquiry_id}/respond", methods=["POST"])
-@endpoint(Permission.EXECUTE, body=InquiryResponse)
+@endpoint(Permission.EXECUTE, body=InquiryResponse, response=Inquiry, errors=(409,))
 def respond_inquiry(call: Call, inquiry_id: str) -> dict[str, Any]:
     """Answer a pending inquiry: 400 naming a field the schema refuses, 403 for a role not allowed, 409 twice."""
     body: InquiryResponse = call.body

@@ -12,8 +12,8 @@ from typing import Any
 from chalice import Blueprint
 
 from chalicelib import packs
-from chalicelib.api.context import Call, endpoint, parse_body
-from chalicelib.api.params import page
+from chalicelib.api.context import Call, endpoint
+from chalicelib.api.params import PAGE, TextParam, page
 from chalicelib.api.serialize import listing, pick
 from chalicelib.config import settings
 from chalicelib.core.auth import Permission
@@ -22,9 +22,11 @@ from chalicelib.core.pack_archive import Files, decode_archive, inline_files, un
 from chalicelib.db import audit
 from chalicelib.db import packs as pack_rows
 from chalicelib.models.packs import PackCreate, PackReload
+from chalicelib.models.responses import Deleted, Pack, PackList, PackReloaded
 
 bp = Blueprint(__name__)
 PACK_FIELDS = ("id", "ref", "version", "label", "description", "created", "updated")
+REF = TextParam("ref", "Only the pack of this ref.", max_length=64)
 
 
 def body_limit() -> int:
@@ -70,7 +72,7 @@ def _own(call: Call, key: str, verb: str) -> dict[str, Any]:
 
 
 @bp.route("/api/v1/packs", methods=["POST"])
-@endpoint(Permission.WRITE, body=PackCreate, status=201, max_body=body_limit())
+@endpoint(Permission.WRITE, body=PackCreate, status=201, max_body=body_limit(), response=Pack, errors=(409, 422))
 def register_pack(call: Call) -> dict[str, Any]:
     """Register a pack and the actions its `actions/*.yaml` define; all or nothing."""
     body: PackCreate = call.body
@@ -79,25 +81,26 @@ def register_pack(call: Call) -> dict[str, Any]:
         ref=body.ref, version=body.version, label=body.label, description=body.description,
     )
     packs.check_new_ref(call.cur, call.principal.tenant_id, loaded.identity.ref)
-    row, _ = packs.install(call.cur, call.principal.tenant_id, loaded, actor=call.principal.actor)
+    row, _ = packs.install(call.cur, call.principal.tenant_id, loaded, actor=call.principal.actor,
+                           after_commit=call.after_commit)
     return pack_body(row, sorted(a.ref for a in loaded.actions), with_files=True)
 
 
 @bp.route("/api/v1/packs", methods=["GET"])
-@endpoint(Permission.READ)
+@endpoint(Permission.READ, query=(*PAGE, REF), response=PackList)
 def list_packs(call: Call) -> dict[str, Any]:
     """The tenant's packs and the system packs, newest first."""
     window = page(call)
     tenant_id = call.principal.tenant_id
     rows, total = pack_rows.PACKS.list(
-        call.cur, tenant_id, limit=window.limit, offset=window.offset, where={"ref": call.query("ref")}
+        call.cur, tenant_id, limit=window.limit, offset=window.offset, where={"ref": REF.read(call)}
     )
     refs = pack_rows.action_refs(call.cur, tenant_id, [r["id"] for r in rows])
     return listing([pack_body(r, refs[r["id"]]) for r in rows], total, window.limit, window.offset)
 
 
 @bp.route("/api/v1/packs/{pack_id}", methods=["GET"])
-@endpoint(Permission.READ)
+@endpoint(Permission.READ, response=Pack)
 def get_pack(call: Call, pack_id: str) -> dict[str, Any]:
     """One pack by id or ref, with its file list and action refs."""
     row = _visible(call, pack_id)
@@ -106,27 +109,29 @@ def get_pack(call: Call, pack_id: str) -> dict[str, Any]:
 
 
 @bp.route("/api/v1/packs/{pack_id}/reload", methods=["POST"])
-@endpoint(Permission.WRITE)
+@endpoint(Permission.WRITE, body=PackReload, body_required=False, max_body=body_limit(), response=PackReloaded,
+          errors=(409, 422))
 def reload_pack(call: Call, pack_id: str) -> dict[str, Any]:
     """Install the pack again as a new version: new files if given, else the stored ones re-read."""
     row = _own(call, pack_id, "reloaded by a tenant")
-    raw = call.request.raw_body or b""
-    body = parse_body(call.request, PackReload, body_limit()) if raw.strip() else PackReload()
+    body: PackReload = call.body or PackReload()
     updated, changes = packs.reload(
         call.cur, call.principal.tenant_id, row["id"], received_files(body.files, body.archive),
         actor=call.principal.actor, version=body.version, label=body.label, description=body.description,
+        after_commit=call.after_commit,
     )
     refs = pack_rows.action_refs(call.cur, call.principal.tenant_id, [updated["id"]])
     return {**pack_body(updated, refs[updated["id"]], with_files=True), "changes": changes}
 
 
 @bp.route("/api/v1/packs/{pack_id}", methods=["DELETE"])
-@endpoint(Permission.WRITE)
+@endpoint(Permission.WRITE, response=Deleted)
 def delete_pack(call: Call, pack_id: str) -> dict[str, Any]:
     """Delete the tenant's pack and its actions; stored versions stay for executions still running."""
     row = _own(call, pack_id, "deleted")
     tenant_id = call.principal.tenant_id
     refs = pack_rows.action_refs(call.cur, tenant_id, [row["id"]])[row["id"]]
+    packs.delete_rules(call.cur, tenant_id, row)  # the rules its rules/*.yaml made
     if not pack_rows.PACKS.delete(call.cur, tenant_id, row["id"]):
         raise NotFound(f"pack {pack_id!r} not found")
     audit.record(

@@ -8,7 +8,7 @@ from typing import Any
 from chalice import Blueprint
 
 from chalicelib.api.context import Call, endpoint
-from chalicelib.api.params import bool_param, id_param, page, path_id
+from chalicelib.api.params import PAGE, TextParam, enabled_filter, id_filter, page, path_id
 from chalicelib.api.serialize import listing, pick
 from chalicelib.core.auth import Permission
 from chalicelib.core.errors import NotFound
@@ -25,9 +25,13 @@ from chalicelib.db.automation import (
 )
 from chalicelib.db.pool import Cursor
 from chalicelib.models.automation import NewRule, RulePatch
+from chalicelib.models.responses import Deleted, Rule, RuleList
 from chalicelib.timers.ticker import schedule_now
 
 bp = Blueprint(__name__)
+TRIGGER_ID = id_filter("trigger_id", "the rules of this trigger")
+ACTION_REF = TextParam("action_ref", "Only the rules that run this action.", max_length=200)
+ENABLED = enabled_filter("rules")
 
 
 # A reference to another tenant's trigger or action is a 404, exactly like a
@@ -54,7 +58,7 @@ def _load(call: Call, rule_id: str) -> dict[str, Any]:
 
 
 @bp.route("/api/v1/rules", methods=["POST"])
-@endpoint(Permission.WRITE, body=NewRule, status=201)
+@endpoint(Permission.WRITE, body=NewRule, status=201, response=Rule, errors=(404, 409))
 def create_rule(call: Call) -> dict[str, Any]:
     """Create a rule; the trigger must be the tenant's and the action runnable by it."""
     body: NewRule = call.body
@@ -82,7 +86,7 @@ def create_rule(call: Call) -> dict[str, Any]:
 
 
 @bp.route("/api/v1/rules", methods=["GET"])
-@endpoint(Permission.READ)
+@endpoint(Permission.READ, query=(*PAGE, TRIGGER_ID, ACTION_REF, ENABLED), response=RuleList)
 def list_rules(call: Call) -> dict[str, Any]:
     """The tenant's rules, newest first; filters `trigger_id`, `action_ref`, `enabled`."""
     window = page(call)
@@ -92,23 +96,23 @@ def list_rules(call: Call) -> dict[str, Any]:
         limit=window.limit,
         offset=window.offset,
         where={
-            "trigger_id": id_param(call, "trigger_id"),
-            "action_ref": call.query("action_ref"),
-            "enabled": bool_param(call, "enabled"),
+            "trigger_id": TRIGGER_ID.read(call),
+            "action_ref": ACTION_REF.read(call),
+            "enabled": ENABLED.read(call),
         },
     )
     return listing([pick(r, RULE_FIELDS) for r in rows], total, window.limit, window.offset)
 
 
 @bp.route("/api/v1/rules/{rule_id}", methods=["GET"])
-@endpoint(Permission.READ)
+@endpoint(Permission.READ, response=Rule)
 def get_rule(call: Call, rule_id: str) -> dict[str, Any]:
     """One rule, by id or ref."""
     return pick(_load(call, rule_id), RULE_FIELDS)
 
 
 @bp.route("/api/v1/rules/{rule_id}", methods=["PATCH"])
-@endpoint(Permission.WRITE, body=RulePatch)
+@endpoint(Permission.WRITE, body=RulePatch, response=Rule)
 def patch_rule(call: Call, rule_id: str) -> dict[str, Any]:
     """Enable, disable or change a rule; only the fields given change."""
     body: RulePatch = call.body
@@ -138,7 +142,7 @@ def patch_rule(call: Call, rule_id: str) -> dict[str, Any]:
 
 
 @bp.route("/api/v1/rules/{rule_id}", methods=["DELETE"])
-@endpoint(Permission.WRITE)
+@endpoint(Permission.WRITE, response=Deleted)
 def delete_rule(call: Call, rule_id: str) -> dict[str, Any]:
     """Delete a rule; its past enforcements go with it."""
     current = _load(call, rule_id)

@@ -12,6 +12,7 @@ from chalicelib.api.openapi import document
 from chalicelib.config import settings
 from chalicelib.core.errors import AttuneError
 from chalicelib.db import components
+from chalicelib.models.responses import Health
 from chalicelib.runners import sandbox
 
 bp = Blueprint(__name__)
@@ -19,7 +20,7 @@ _openapi_cache: dict[str, Any] = {}
 
 
 @bp.route("/health", methods=["GET"])
-@public()
+@public(response=Health, responses={503: Health})
 def health(call: PublicCall) -> Response:
     """200 only when the database answers and every expected role beats."""
     expected = list(settings().expected_roles)

@@ -8,7 +8,7 @@ from typing import Any
 from chalice import Blueprint
 
 from chalicelib.api.context import Call, endpoint
-from chalicelib.api.params import bool_param, choice_param, page, path_id
+from chalicelib.api.params import PAGE, ChoiceParam, enabled_filter, page, path_id
 from chalicelib.api.serialize import listing, pick
 from chalicelib.core.auth import Permission
 from chalicelib.core.errors import NotFound, ValidationFailed
@@ -16,12 +16,15 @@ from chalicelib.core.timers import validate_trigger_parameters
 from chalicelib.db import audit, timers
 from chalicelib.db.automation import TRIGGER_FIELDS, TRIGGERS, insert_trigger, set_trigger_secret, update_trigger
 from chalicelib.models.automation import NewTrigger, TriggerPatch
+from chalicelib.models.responses import Deleted, Trigger, TriggerList
 from chalicelib.pipeline.webhooks import seal_secret
 from chalicelib.timers.ticker import schedule_now
 
 bp = Blueprint(__name__)
 TYPES = frozenset({"webhook", "interval", "date", "cron", "sensor"})
 TIMER_TYPES = frozenset({"interval", "date", "cron"})
+TYPE = ChoiceParam("type", "Only triggers of this type.", choices=TYPES)
+ENABLED = enabled_filter("triggers")
 
 
 def render(row: dict[str, Any]) -> dict[str, Any]:
@@ -49,7 +52,7 @@ def _load(call: Call, trigger_id: str) -> dict[str, Any]:
 
 
 @bp.route("/api/v1/triggers", methods=["POST"])
-@endpoint(Permission.WRITE, body=NewTrigger, status=201)
+@endpoint(Permission.WRITE, body=NewTrigger, status=201, response=Trigger, errors=(409,))
 def create_trigger(call: Call) -> dict[str, Any]:
     """Create a trigger; timer parameters are checked here (bad cron or zone → 400)."""
     body: NewTrigger = call.body
@@ -83,7 +86,7 @@ def create_trigger(call: Call) -> dict[str, Any]:
 
 
 @bp.route("/api/v1/triggers", methods=["GET"])
-@endpoint(Permission.READ)
+@endpoint(Permission.READ, query=(*PAGE, TYPE, ENABLED), response=TriggerList)
 def list_triggers(call: Call) -> dict[str, Any]:
     """The tenant's triggers, newest first; filters `type`, `enabled`."""
     window = page(call)
@@ -92,20 +95,20 @@ def list_triggers(call: Call) -> dict[str, Any]:
         call.principal.tenant_id,
         limit=window.limit,
         offset=window.offset,
-        where={"type": choice_param(call, "type", TYPES), "enabled": bool_param(call, "enabled")},
+        where={"type": TYPE.read(call), "enabled": ENABLED.read(call)},
     )
     return listing([render(r) for r in rows], total, window.limit, window.offset)
 
 
 @bp.route("/api/v1/triggers/{trigger_id}", methods=["GET"])
-@endpoint(Permission.READ)
+@endpoint(Permission.READ, response=Trigger)
 def get_trigger(call: Call, trigger_id: str) -> dict[str, Any]:
     """One trigger."""
     return render(_load(call, trigger_id))
 
 
 @bp.route("/api/v1/triggers/{trigger_id}", methods=["PATCH"])
-@endpoint(Permission.WRITE, body=TriggerPatch)
+@endpoint(Permission.WRITE, body=TriggerPatch, response=Trigger)
 def patch_trigger(call: Call, trigger_id: str) -> dict[str, Any]:
     """Change parameters (re-validated), description or enabled."""
     body: TriggerPatch = call.body
@@ -139,7 +142,7 @@ def patch_trigger(call: Call, trigger_id: str) -> dict[str, Any]:
 
 
 @bp.route("/api/v1/triggers/{trigger_id}", methods=["DELETE"])
-@endpoint(Permission.WRITE)
+@endpoint(Permission.WRITE, response=Deleted)
 def delete_trigger(call: Call, trigger_id: str) -> dict[str, Any]:
     """Delete a trigger and the rules that use it."""
     tid = path_id(trigger_id, "trigger")

@@ -15,6 +15,7 @@ from chalicelib.api.params import path_id
 from chalicelib.config import settings
 from chalicelib.core import signatures
 from chalicelib.db import ratelimits
+from chalicelib.models.responses import WebhookAccepted
 from chalicelib.pipeline import webhooks
 
 bp = Blueprint(__name__)
@@ -28,7 +29,8 @@ def webhook_bucket(trigger_id: int) -> ratelimits.Bucket:
 
 
 @bp.route("/api/v1/webhooks/{trigger_id}", methods=["POST"])
-@public(status=202)
+@public(status=202, response=WebhookAccepted, errors=(401, 429),
+        raw_body={"description": "Any JSON document: the event's payload (empty: `{}`)."})
 def receive(call: PublicCall, trigger_id: str) -> Response:
     """Store the body as an event of the trigger; 202 with its id."""
     body = call.request.raw_body or b""

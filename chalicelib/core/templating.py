@@ -46,6 +46,8 @@ def check_syntax(source: str, where: str) -> None:
         environment().parse(source)
     except TemplateSyntaxError as exc:
         raise ValidationFailed(f"{where}: template syntax error at line {exc.lineno}: {exc.message}") from exc
+    except (ValueError, RecursionError) as exc:  # a literal past Python's int digits limit, nesting past the stack
+        raise ValidationFailed(f"{where}: template cannot be parsed: {str(exc)[:200]}") from exc
 
 
 def check_tree(value: Any, where: str) -> None:
@@ -70,3 +72,5 @@ def check_criteria(source: str) -> None:
         environment().compile_expression(source)
     except TemplateSyntaxError as exc:
         raise ValidationFailed(f"criteria: expression syntax error: {exc.message}") from exc
+    except (ValueError, RecursionError) as exc:  # as in check_syntax
+        raise ValidationFailed(f"criteria: expression cannot be parsed: {str(exc)[:200]}") from exc
