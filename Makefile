@@ -28,7 +28,7 @@ run: $(STAMP) sandbox  ## start the whole local cloud in the foreground
 	$(BIN)/attune dev
 
 test: $(STAMP) sandbox lint typecheck check-package  ## unit, integration and e2e tests on embedded defaults
-	$(BIN)/pytest -q tests/unit tests/integration
+	$(BIN)/pytest -q --durations=15 tests/unit tests/integration
 	$(BIN)/python -m tests.e2e.run
 
 unit: $(STAMP)
