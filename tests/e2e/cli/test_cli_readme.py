@@ -9,7 +9,6 @@ first walkthrough test.
 
 from __future__ import annotations
 
-import re
 import subprocess
 import uuid
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 from tests.e2e.cli.runner import ROOT, Cli
 from tests.e2e.client import Cloud
 from tests.e2e.flow import items, poll, wait_final
+from tests.e2e.readme import sh_block, strict, with_line
 
 SECTION = "## From the terminal"
 README_USER = "dev"
@@ -27,26 +27,16 @@ SHELL_TIMEOUT_S = 180
 
 def terminal_block() -> str:
     """The first ```sh block after the "From the terminal" heading."""
-    text = (ROOT / "README.md").read_text()
-    assert SECTION in text, f"README.md lost its {SECTION!r} section"
-    found = re.search(r"```sh\n(.*?)```", text[text.index(SECTION):], re.DOTALL)
-    assert found is not None, f"no ```sh block under {SECTION!r}"
-    return found.group(1)
+    return sh_block(SECTION)
 
 
 def runnable(block: str, api: str, username: str) -> str:
     """The block aimed at `api` as `username`, stopping at the first failing command or 4xx/5xx."""
-    lines = block.splitlines()
-    url_lines = [i for i, line in enumerate(lines) if line.startswith("export ATTUNE_URL=")]
-    assert len(url_lines) == 1, f"expected one `export ATTUNE_URL=...` line, got {url_lines}"
-    lines[url_lines[0]] = f"export ATTUNE_URL={api}"
-    script = "\n".join(lines)
+    script = with_line(block, "export ATTUNE_URL=", f"export ATTUNE_URL={api}")
     assert script.count(f'"username":"{README_USER}"') == 1, "the block registers 'dev'; update this test"
     assert script.count(f"--username {README_USER} ") == 1, "the block logs in as 'dev'; update this test"
     script = script.replace(f'"username":"{README_USER}"', f'"username":"{username}"')
-    script = script.replace(f"--username {README_USER} ", f"--username {username} ")
-    prelude = 'set -euo pipefail\ncurl() { command curl --fail-with-body --show-error --max-time 30 "$@"; }\n'
-    return prelude + script + "\n"
+    return strict(script.replace(f"--username {README_USER} ", f"--username {username} "))
 
 
 def test_readme_terminal_walkthrough_runs_as_written(cloud: Cloud, tmp_path: Path) -> None:

@@ -10,15 +10,13 @@ alone would print and carry on past.
 
 from __future__ import annotations
 
-import re
 import subprocess
 import uuid
-from pathlib import Path
 
 from tests.e2e.client import Cloud
 from tests.e2e.flow import items, poll, wait_final
+from tests.e2e.readme import sh_block, strict, with_line
 
-README = Path(__file__).resolve().parents[3] / "README.md"
 SECTION = "## A first automation"
 README_USER = '"username":"ops"'
 README_PASSWORD = "change-me-please"
@@ -27,25 +25,14 @@ SHELL_TIMEOUT_S = 120
 
 def readme_block() -> str:
     """The first ```sh block after the "A first automation" heading."""
-    text = README.read_text()
-    assert SECTION in text, f"README.md lost its {SECTION!r} section"
-    found = re.search(r"```sh\n(.*?)```", text[text.index(SECTION):], re.DOTALL)
-    assert found is not None, f"no ```sh block under {SECTION!r}"
-    return found.group(1)
+    return sh_block(SECTION)
 
 
 def runnable(block: str, api: str, username: str) -> str:
     """The block aimed at `api` as `username`, stopping at the first failing command or 4xx/5xx."""
-    lines = block.splitlines()
-    api_lines = [i for i, line in enumerate(lines) if line.startswith("API=")]
-    assert len(api_lines) == 1, f"expected one API=... line in the README block, got {api_lines}"
-    lines[api_lines[0]] = f"API={api}"
-    script = "\n".join(lines)
+    script = with_line(block, "API=", f"API={api}")
     assert script.count(README_USER) == 2, "the block registers and logs in as 'ops'; update this test's substitution"
-    script = script.replace(README_USER, f'"username":"{username}"')
-    # --fail-with-body: a 4xx/5xx answer makes curl exit 22 (and still shows the error body).
-    prelude = 'set -euo pipefail\ncurl() { command curl --fail-with-body --show-error --max-time 30 "$@"; }\n'
-    return prelude + script + "\n"
+    return strict(script.replace(README_USER, f'"username":"{username}"'))
 
 
 def test_readme_first_automation_runs_verbatim(cloud: Cloud) -> None:
@@ -85,12 +72,8 @@ WORKFLOW_SECTION = "## A workflow that waits for approval"
 
 def test_readme_approval_workflow_runs_verbatim(cloud: Cloud) -> None:
     # GIVEN the README's first block (it sets API, H and field) and then its workflow block, as one shell
-    text = README.read_text()
-    assert WORKFLOW_SECTION in text, f"README.md lost its {WORKFLOW_SECTION!r} section"
-    found = re.search(r"```sh\n(.*?)```", text[text.index(WORKFLOW_SECTION):], re.DOTALL)
-    assert found is not None, f"no ```sh block under {WORKFLOW_SECTION!r}"
     username = f"readme-wf-{uuid.uuid4().hex[:10]}"
-    script = runnable(readme_block() + found.group(1), cloud.url, username)
+    script = runnable(readme_block() + sh_block(WORKFLOW_SECTION), cloud.url, username)
     # WHEN it runs in bash
     done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=SHELL_TIMEOUT_S,
                           check=False)
