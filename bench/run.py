@@ -19,7 +19,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import api_latency, notifications, pipeline, ratelimit, runners, sandbox, soak, timers, workflows
+from bench import (
+    api_latency,
+    notifications,
+    package,
+    peers,
+    pipeline,
+    ratelimit,
+    runners,
+    sandbox,
+    soak,
+    timers,
+    workflows,
+)
 from chalicelib.local.harness import running_cloud
 
 RESULTS = Path(__file__).parent / "results"
@@ -33,6 +45,8 @@ def _machine() -> dict[str, Any]:
 LOCAL: dict[str, Callable[[], dict[str, Any]]] = {
     "sandbox": sandbox.run,
     "runners": runners.run,
+    "package": package.run,  # cold import of every deployed handler from build/sam (make package)
+    "peers": peers.run,  # starts (and restarts, for start-up) a cloud of its own, then n8n
 }
 
 

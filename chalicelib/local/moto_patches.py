@@ -24,9 +24,13 @@ With both, the soak's RSS grows 0.07 KB per execution over its last 3,000
 
 from __future__ import annotations
 
+import json
+import os
+import threading
 import weakref
-from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 # Per queue. A deleted handle is only asked about again by a retried delete, i.e. within the
@@ -190,3 +194,92 @@ def fix_step_functions_callbacks() -> None:
     callback._evaluate_with_timeout = evaluate_with_a_fresh_token  # type: ignore[method-assign]
     callback._attune_fresh_tokens = True  # type: ignore[attr-defined]
     StepFunctionResponse.send_task_failure = send_task_failure  # type: ignore[method-assign]
+
+
+def cheap_sqs_receive() -> None:
+    """Make moto's per-message retention check read one attribute instead of computing them all.
+
+    Profiled under a steady load (bench/peers.py, py-spy on the emulator):
+    `receive_message` asks, for every message it hands out, whether the
+    message is still within its queue's retention period, through
+    `get_queue_attributes(["MessageRetentionPeriod"])`, which builds the
+    queue's whole attribute dict three times per name asked, and each build
+    counts the visible, in-flight and delayed messages by scanning the queue
+    (reading the clock per message): O(queue depth) per message received, a
+    sixth of the emulator's CPU at a 100-deep work queue. The retention
+    period is a plain attribute of the queue; the answer is the same.
+
+    `send_message` builds that same dict for every message sent, only to read
+    `ContentBasedDeduplication`, an attribute a standard queue does not have
+    (another sixth): while a standard queue takes a message, its attribute
+    dict is empty, which answers that question the same way. FIFO queues are
+    left as they are.
+    """
+    from moto.core.utils import unix_time
+    from moto.sqs.models import Queue, SQSBackend
+
+    if getattr(SQSBackend, "_attune_cheap_retention", False):
+        return
+    sending = threading.local()
+    attributes: Any = Queue.__dict__["attributes"].fget  # the property's getter (moto types it loosely)
+    send_message = SQSBackend.send_message
+    assert attributes is not None
+
+    def queue_attributes(self: Any) -> Any:
+        if getattr(sending, "standard", None) is self:
+            return {}
+        return attributes(self)
+
+    def send(self: Any, queue_name: str, *args: Any, **kwargs: Any) -> Any:
+        queue = self.get_queue(queue_name)
+        sending.standard = None if queue.fifo_queue else queue
+        try:
+            return send_message(self, queue_name, *args, **kwargs)
+        finally:
+            sending.standard = None
+
+    Queue.attributes = property(queue_attributes)  # type: ignore[assignment, method-assign]
+    SQSBackend.send_message = send  # type: ignore[method-assign]
+
+    def is_message_valid_based_on_retention_period(self: Any, queue_name: str, message: Any) -> bool:
+        retention = int(self.get_queue(queue_name).message_retention_period)
+        return bool(retention + message.sent_timestamp / 1000 > unix_time())
+
+    SQSBackend.is_message_valid_based_on_retention_period = (  # type: ignore[method-assign]
+        is_message_valid_based_on_retention_period)
+    SQSBackend._attune_cheap_retention = True  # type: ignore[attr-defined]
+
+
+_CALLS: Counter[str] = Counter()
+_CALLS_LOCK = threading.Lock()
+
+
+def count_calls(path: Path) -> Callable[[], None]:
+    """Count the emulator's API calls by service and action; the returned function writes them to `path` as JSON.
+
+    What a benchmark needs to say how many SQS calls an execution costs
+    (bench/peers.py signals the emulator before and after a steady load, see
+    `moto_server`): one dict increment per request, nothing kept per message.
+    """
+    from moto.core.responses import BaseResponse
+
+    counts, lock = _CALLS, _CALLS_LOCK  # one count per process, however many dumps ask for it
+    if not getattr(BaseResponse, "_attune_counted", False):
+        original = BaseResponse.call_action
+
+        def call_action(self: Any) -> Any:
+            with lock:
+                counts[f"{self.service_name}:{self._get_action()}"] += 1
+            return original(self)
+
+        BaseResponse.call_action = call_action  # type: ignore[method-assign]
+        BaseResponse._attune_counted = True  # type: ignore[attr-defined]
+
+    def dump() -> None:
+        with lock:
+            snapshot = dict(counts)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(snapshot, sort_keys=True))
+        os.replace(tmp, path)
+
+    return dump

@@ -41,6 +41,8 @@ from typing import IO, Any
 
 from chalicelib.local.moto_patches import (
     bound_sqs_deleted_receipts,
+    cheap_sqs_receive,
+    count_calls,
     fix_step_functions_callbacks,
     track_model_instances_weakly,
 )
@@ -336,6 +338,7 @@ def _serve(port: int, *, auth: Credentials | None) -> None:
     track_model_instances_weakly()  # every model instance ever made (each SQS message and copy)
     bound_sqs_deleted_receipts()  # every deleted receipt handle
     fix_step_functions_callbacks()  # retried tasks get fresh tokens; failure causes are kept
+    cheap_sqs_receive()  # a received message's retention check no longer scans its queue
     app: WsgiApp = DomainDispatcherApplication(create_backend_app)
     if auth is not None:
         moto_settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
@@ -353,6 +356,7 @@ def _serve(port: int, *, auth: Credentials | None) -> None:
 
 
 TRACEMALLOC_ENV = "ATTUNE_MOTO_TRACEMALLOC"
+CALLS_FILE = "moto-calls.json"  # in the state dir: the API calls served so far, by service:action
 
 
 def _trace_memory_if_asked() -> None:
@@ -414,6 +418,8 @@ def main(argv: list[str] | None = None) -> None:
         moto_state.keep(Path(args.state_dir) / "moto-kms.json")
         if args.keep_bucket:
             moto_state.keep_s3(Path(args.state_dir) / moto_state.S3_DIR_NAME, args.keep_bucket)
+        dump_calls = count_calls(Path(args.state_dir) / CALLS_FILE)  # SIGUSR2 writes them (bench/peers.py)
+        signal.signal(signal.SIGUSR2, lambda _signum, _frame: dump_calls())
     _serve(args.port, auth=credentials)
 
 

@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 Handler = Callable[[dict[str, Any], Any], Any]
 MAX_RECEIVE = 10
 ERROR_BACKOFF_SECONDS = 1.0
+# Handled messages wait this long to be deleted together (DeleteMessageBatch takes 10): at a modest
+# rate each receive brings one message, and one delete call per message was a third of the
+# emulator's calls. A delete that comes late only risks a redelivery, which every handler absorbs.
+DELETE_LINGER_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -148,6 +152,9 @@ class SqsPoller:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.batches = 0
+        self._done: list[dict[str, Any]] = []  # handled, waiting to be deleted in one batch
+        self._done_lock = threading.Lock()
+        self._done_waiting = threading.Event()
 
     @property
     def queue_url(self) -> str:
@@ -180,6 +187,7 @@ class SqsPoller:
             )
             thread.start()
             self._threads.append(thread)
+        threading.Thread(target=self._delete_lingering, name=f"sqs-{self.binding.queue}-delete", daemon=True).start()
         log.info("polling %s with %s (batch %d, %d threads)", self.binding.queue,
                  self.binding.handler, self.binding.batch_size, self.binding.concurrency)
 
@@ -194,6 +202,11 @@ class SqsPoller:
         for thread in self._threads:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             thread.join(remaining)
+        try:
+            self._flush_deletes()
+        except (BotoCoreError, ClientError) as exc:  # they come back after the visibility timeout
+            log.warning("could not delete handled messages from %s: %s", self.binding.queue, exc)
+        self._done_waiting.set()  # the lingering deleter sees the stop and ends
         return not any(t.is_alive() for t in self._threads)
 
     def _run(self) -> None:
@@ -275,8 +288,36 @@ class SqsPoller:
                 log.warning("could not extend visibility on %s: %s", self.binding.queue, exc)
 
     def _delete(self, messages: list[dict[str, Any]]) -> None:
+        """Queue handled messages for deletion: at once when ten wait, else within DELETE_LINGER_SECONDS."""
         if not messages:
             return
+        with self._done_lock:
+            self._done += messages
+            full = len(self._done) >= MAX_RECEIVE
+        if full:
+            self._flush_deletes()
+        else:
+            self._done_waiting.set()
+
+    def _delete_lingering(self) -> None:
+        while not self._stop.is_set():
+            self._done_waiting.wait()
+            self._done_waiting.clear()
+            self._stop.wait(DELETE_LINGER_SECONDS)
+            try:
+                self._flush_deletes()
+            except (BotoCoreError, ClientError) as exc:  # they come back after the visibility timeout
+                log.warning("could not delete handled messages from %s: %s", self.binding.queue, exc)
+
+    def _flush_deletes(self) -> None:
+        while True:
+            with self._done_lock:
+                batch, self._done = self._done[:MAX_RECEIVE], self._done[MAX_RECEIVE:]
+            if not batch:
+                return
+            self._delete_now(batch)
+
+    def _delete_now(self, messages: list[dict[str, Any]]) -> None:
         resp = client("sqs").delete_message_batch(
             QueueUrl=self.queue_url,
             Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}

@@ -69,6 +69,10 @@ class PackCache:
                 self._ready[storage_key] = found
         return found
 
+    def has(self, storage_key: str) -> bool:
+        """Whether the pack version is unpacked here already (`get` would not touch storage)."""
+        return storage_key in self._ready
+
     def _lock_for(self, key: str) -> threading.Lock:
         with self._guard:
             return self._locks.setdefault(key, threading.Lock())

@@ -10,6 +10,7 @@ import pytest
 
 from chalicelib.aws import names
 from chalicelib.aws.clients import client
+from chalicelib.local import sqs_poller
 from chalicelib.local.sqs_poller import QueueBinding, SqsPoller, failed_ids
 from tests.integration.conftest_aws import (  # noqa: F401 - fixtures
     aws_stack_fixture,
@@ -265,3 +266,31 @@ def test_a_slow_handler_keeps_its_batch_past_the_local_visibility(
         first.stop(timeout=10)
         settings.cache_clear()
     assert _visible_and_inflight(url) == (0, 0), "done: deleted"
+
+
+def test_messages_handled_one_by_one_are_deleted_together(aws_stack: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a poller taking one message per receive, whose handled messages linger before their delete
+    monkeypatch.setattr(sqs_poller, "DELETE_LINGER_SECONDS", 30.0)
+    url = _queue(visibility=60)
+    handler = Recorder()
+    poller = SqsPoller(_binding(batch_size=1), handler=handler)
+    deleted: list[int] = []
+    real = poller._delete_now
+
+    def counting(messages: list[dict[str, Any]]) -> None:
+        deleted.append(len(messages))
+        real(messages)
+
+    poller._delete_now = counting  # type: ignore[method-assign]
+    poller.start()
+    try:
+        # WHEN three messages are handled, one per receive
+        _send(url, "a", "b", "c")
+        eventually(lambda: len(handler.bodies()) == 3, message="all three handled")
+        assert deleted == []  # still lingering
+    finally:
+        poller.stop(timeout=10)
+    # THEN the stop deleted them in one call, and the queue is empty
+    assert sorted(handler.bodies()) == ["a", "b", "c"]
+    assert deleted == [3]
+    assert _visible_and_inflight(url) == (0, 0)

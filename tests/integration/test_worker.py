@@ -173,6 +173,32 @@ def test_pack_action_succeeds_with_output_and_the_pack_is_fetched_once(worker_en
     assert outbox_ids() == []
 
 
+def test_a_pack_at_hand_is_loaded_and_claimed_in_one_transaction(
+    worker_env: None, api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a worker that ran the pack's action once (pack unpacked, signing key fetched)
+    user = tenant(api)
+    first, second = request(user, "ops.hello", {"name": "ada"}), request(user, "ops.hello", {"name": "bob"})
+    assert deliver(work_record(first)) == {"batchItemFailures": []}
+    opened: list[int] = []
+    real = service.system_tx
+
+    def counting() -> Any:
+        opened.append(1)
+        return real()
+
+    monkeypatch.setattr(service, "system_tx", counting)
+    # WHEN the next execution of the same pack version arrives
+    assert deliver(work_record(second)) == {"batchItemFailures": []}
+    # THEN it runs, with the load and the claim in one transaction and the result in another
+    done = final(user, second)
+    assert done["status"] == "succeeded" and done["result"]["output"] == {"greeting": "hello bob"}
+    assert len(opened) == 2
+    actions = [e["action"] for e in trail(user, second)]
+    assert actions.count("execution.started") == 1 and actions.count("execution.completed") == 1
+    assert outbox_ids() == []
+
+
 def test_failing_action_records_exit_code_stderr_and_error(worker_env: None, api: Any) -> None:
     # GIVEN the seed's failing action (T1.8): a line on stderr, exit 1
     user = tenant(api)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gc
+import json
 import sys
+from pathlib import Path
 
 import boto3
 from moto import mock_aws
@@ -13,6 +15,8 @@ from chalicelib.local.moto_patches import (
     RecentReceipts,
     WeakInstances,
     bound_sqs_deleted_receipts,
+    cheap_sqs_receive,
+    count_calls,
     track_model_instances_weakly,
 )
 
@@ -120,3 +124,85 @@ def test_one_queue_remembers_about_a_megabyte_of_deleted_receipts_at_most() -> N
     assert len(seen) == RECENT_RECEIPTS
     # 20,000 (the earlier bound, never reached by a 10,000-execution soak) would be ~7 MB.
     assert size < 1.5 * 1024 * 1024
+
+
+def test_receive_checks_retention_without_scanning_the_queue() -> None:
+    """GIVEN the cheap retention check, WHEN messages are received, THEN fresh ones come and expired ones do not,
+    and the queue's attributes (a scan of every message) are never built for it."""
+    cheap_sqs_receive()
+    from moto.sqs.models import Queue, sqs_backends
+
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        fresh = sqs.create_queue(QueueName="fresh")["QueueUrl"]
+        old = sqs.create_queue(QueueName="old", Attributes={"MessageRetentionPeriod": "60"})["QueueUrl"]
+        sqs.send_message_batch(QueueUrl=fresh, Entries=[{"Id": str(i), "MessageBody": "x"} for i in range(10)])
+        sqs.send_message(QueueUrl=old, MessageBody="y")
+        for message in sqs_backends["123456789012"]["us-east-1"].queues["old"]._messages:
+            message.sent_timestamp -= 61_000  # sent 61 s ago: past the 60 s retention
+        built = 0  # scans of a queue's messages, which building its attributes makes
+        original = Queue.approximate_number_of_messages.fget
+        assert original is not None
+
+        def counting(self: Queue) -> object:
+            nonlocal built
+            built += 1
+            return original(self)
+
+        Queue.approximate_number_of_messages = property(counting)  # type: ignore[assignment, method-assign]
+        try:
+            received = sqs.receive_message(QueueUrl=fresh, MaxNumberOfMessages=10)["Messages"]
+            expired = sqs.receive_message(QueueUrl=old).get("Messages")
+        finally:
+            Queue.approximate_number_of_messages = property(original)  # type: ignore[assignment, method-assign]
+    assert len(received) == 10 and expired is None
+    assert built == 0
+
+
+def test_counted_calls_are_written_by_service_and_action(tmp_path: Path) -> None:
+    # GIVEN the call counter, WHEN SQS is called THEN the dump names each action with its count
+    dump = count_calls(tmp_path / "calls.json")
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        url = sqs.create_queue(QueueName="counted")["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody="x")
+        sqs.receive_message(QueueUrl=url)
+        sqs.receive_message(QueueUrl=url)
+    dump()
+    counts = json.loads((tmp_path / "calls.json").read_text())
+    assert counts["sqs:ReceiveMessage"] >= 2 and counts["sqs:SendMessage"] >= 1
+
+
+def test_sending_to_a_standard_queue_builds_no_attributes_and_fifo_still_deduplicates() -> None:
+    cheap_sqs_receive()
+    from moto.sqs.models import Queue
+
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        standard = sqs.create_queue(QueueName="standard")["QueueUrl"]
+        fifo = sqs.create_queue(QueueName="d.fifo", Attributes={"FifoQueue": "true",
+                                                                "ContentBasedDeduplication": "true"})["QueueUrl"]
+        built = 0  # scans of a queue's messages, which building its attributes makes
+        original = Queue.approximate_number_of_messages.fget
+        assert original is not None
+
+        def counting(self: Queue) -> object:
+            nonlocal built
+            built += 1
+            return original(self)
+
+        Queue.approximate_number_of_messages = property(counting)  # type: ignore[assignment, method-assign]
+        try:
+            # WHEN ten messages go to a standard queue THEN no attribute dict was built for them
+            sqs.send_message_batch(QueueUrl=standard, Entries=[{"Id": str(i), "MessageBody": "x"} for i in range(10)])
+            standard_builds = built
+            # AND a FIFO queue still drops a duplicate body (content-based deduplication)
+            for _ in range(2):
+                sqs.send_message(QueueUrl=fifo, MessageBody="same", MessageGroupId="g")
+        finally:
+            Queue.approximate_number_of_messages = property(original)  # type: ignore[assignment, method-assign]
+        got = sqs.receive_message(QueueUrl=fifo, MaxNumberOfMessages=10).get("Messages", [])
+        depth = sqs.get_queue_attributes(QueueUrl=standard, AttributeNames=["ApproximateNumberOfMessages"])
+    assert standard_builds == 0
+    assert len(got) == 1
+    assert depth["Attributes"]["ApproximateNumberOfMessages"] == "10"
