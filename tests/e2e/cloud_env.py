@@ -35,6 +35,10 @@ def cloud_env() -> dict[str, str]:
     # T3.29's 10 requests/s per user. Admins are exempt, and every other e2e user makes a
     # few calls, never 10 in a second: keep it so (poll as an admin) or T3.29's limit bites.
     limits = {"ATTUNE_RATE_LIMIT_PER_S": "10", "ATTUNE_RATE_LIMIT_BURST": "10"}
+    # Every e2e test registers and logs in from 127.0.0.1, several at once and the OpenAPI conformance
+    # test in bursts: the per-address /auth/* bucket (5/s, burst 50 by default) is one for them all.
+    # Login throttling itself is tested with its defaults in tests/integration/test_rate_limits.py.
+    limits |= {"ATTUNE_AUTH_RATE_LIMIT_PER_S": "100", "ATTUNE_AUTH_RATE_LIMIT_BURST": "1000"}
     # T3.6: sensors may read this one directory (every tenant's: e2e tenants are made per test).
     sensors = {"ATTUNE_SENSOR_WATCH_DIRS": f"*={watch_dir()}"}
     return {"ATTUNE_HTTP_ALLOW_PRIVATE": "true", **limits, **sensors}

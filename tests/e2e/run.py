@@ -45,8 +45,8 @@ def main(argv: list[str]) -> int:
         SharedCloud(running.url, running.database_url, str(running.log_path), ws_url, str(watch_dir())).write(spec)
         env = {**os.environ, SHARED_CLOUD_VAR: str(spec)}
         parallel = ["-n", str(workers), "--dist", "loadfile"] if workers > 1 else []
-        first = _pytest(["-q", *parallel, "-m", "not serial", *targets], env)
-        second = _pytest(["-q", "-m", "serial", *targets], env)
+        first = _pytest(["-q", "--durations=10", *parallel, "-m", "not serial", *targets], env)
+        second = _pytest(["-q", "--durations=10", "-m", "serial", *targets], env)
     return max(first, second)
 
 

@@ -44,8 +44,8 @@ from tests.e2e.client import Cloud, User
 from tests.e2e.flow import create_rule, poll, register_pack, unique_ref, webhook_trigger
 from tests.e2e.packs import echo_pack
 
-# Alone on the cloud (tests/e2e/run.py): its bursts of /auth/* calls spend the per-address login bucket
-# that every other test's register and login draw from.
+# Alone on the cloud (tests/e2e/run.py): its last test checks what the module's other tests saw, so they
+# must run in one process in order; and its bursts would crowd the parallel tests' API.
 pytestmark = pytest.mark.serial
 
 CHECKS = [
