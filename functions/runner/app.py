@@ -43,12 +43,14 @@ from pydantic import ValidationError
 
 from chalicelib.core.errors import ValidationFailed
 from chalicelib.observability import configure_logging
-from chalicelib.runners import RunRequest, RunResult, runner_for
+from chalicelib.runners import RunRequest, RunResult, leftovers, runner_for
 from chalicelib.runners.remote import RunnerInvocation
 from chalicelib.sensors.remote import POLL_KIND, SensorPollInvocation
 from chalicelib.sensors.runner import PollJob, PollResult, run_poll
 
 configure_logging()
+# What this environment held before any tenant code ran: after each invocation the rest is removed.
+BASELINE = leftovers.snapshot() if leftovers.in_lambda() else None
 
 MAX_PACK_BYTES = 256 * 1024 * 1024
 # Kept back from the function's remaining time when capping an action's timeout: the answer must still be sent.
@@ -156,7 +158,19 @@ def run(event: dict[str, Any], work_dir: Path, deadline: float | None = None) ->
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Lambda entry point: the RunResult (or a poll's PollResult) as a dict; a refused request is a failed result."""
+    """Lambda entry point: the RunResult (or a poll's PollResult) as a dict; a refused request is a failed result.
+
+    Whatever the action left behind (processes, /tmp files) is removed before
+    this warm environment can take another tenant's invocation.
+    """
+    try:
+        return _handle(event, context)
+    finally:
+        if BASELINE is not None:
+            leftovers.scrub(BASELINE)
+
+
+def _handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
     deadline = _deadline(context)
     if event.get("kind") == POLL_KIND:
         with tempfile.TemporaryDirectory(prefix="attune-poll-") as work:
