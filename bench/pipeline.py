@@ -60,15 +60,16 @@ def _epoch(value: str) -> float:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
-def _wait(probe: Any, what: str, timeout: float) -> Any:
+def _wait(probe: Any, what: str, timeout: float, every: float = 0.25) -> Any:
+    """Call `probe` every `every` seconds until it returns something truthy; raise on the deadline."""
     deadline = time.monotonic() + timeout
     while True:
         value = probe()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.25)
+            raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(every)
 
 
 class Api:
