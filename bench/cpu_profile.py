@@ -108,6 +108,18 @@ def per_execution(before: Sample, after: Sample, executions: int) -> dict[str, A
     }
 
 
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine has been busy (all but idle and iowait), from /proc/stat.
+
+    The cross-check on the per-process figures: it also counts what escaped
+    them (an action process its parent never reaped into its children's
+    times), and anything else running on the machine, so it is an upper bound.
+    """
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    busy = sum(fields) - fields[3] - (fields[4] if len(fields) > 4 else 0)
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
 def pss_bytes(data_dir: Path) -> int:
     """Proportional set size of the whole cloud: every role, its children, moto, PostgreSQL, the supervisor."""
     seen: set[int] = set()

@@ -77,10 +77,16 @@ FROM attune.execution WHERE tenant_id = %(tenant_id)s AND action_ref = %(action_
 MARK = "SELECT coalesce(max(id), 0) AS mark FROM attune.execution"
 # webhook event -> its execution's finish, for the sequential latency.
 FINISHED_BY_EVENT = """
-SELECT en.event_id, extract(epoch FROM e.finished)::float8 AS finished, e.status
+SELECT en.event_id, extract(epoch FROM e.finished)::float8 AS finished, e.status,
+       extract(epoch FROM ev.created)::float8 AS event_at, extract(epoch FROM en.created)::float8 AS enforced_at,
+       extract(epoch FROM e.started)::float8 AS started_at
 FROM attune.enforcement en JOIN attune.execution e ON e.enforcement_id = en.id
+JOIN attune.event ev ON ev.id = en.event_id
 WHERE en.tenant_id = %(tenant_id)s AND en.event_id = ANY(%(ids)s)
 """
+# Where a sequential webhook's time goes, hop by hop (each a transaction's own now()).
+HOPS = (("sent_to_event", None, "event_at"), ("event_to_enforcement", "event_at", "enforced_at"),
+        ("enforcement_to_started", "enforced_at", "started_at"), ("started_to_finished", "started_at", "finished"))
 
 
 def _load(name: str, path: Path) -> ModuleType:
@@ -152,10 +158,10 @@ class Attune:
         assert row is not None
         return dict(row)
 
-    def finished_by_event(self, event_ids: list[int]) -> dict[int, tuple[float | None, str]]:
-        """event id -> (its execution's finish, epoch s; its status)."""
+    def finished_by_event(self, event_ids: list[int]) -> dict[int, tuple[float | None, str, dict[str, Any]]]:
+        """event id -> (its execution's finish, epoch s; its status; its stage times, for HOPS)."""
         rows = self.db.execute(FINISHED_BY_EVENT, {"tenant_id": self.tenant_id, "ids": event_ids}).fetchall()
-        return {int(r["event_id"]): (r["finished"], str(r["status"])) for r in rows}
+        return {int(r["event_id"]): (r["finished"], str(r["status"]), dict(r)) for r in rows}
 
     def pss_bytes(self) -> int:
         """The whole local cloud's PSS."""
@@ -266,8 +272,12 @@ def attune_latency(system: Attune, kind: str, count: int, gap_s: float) -> dict[
     ids = [s[2] for s in sent]
     found = _wait(lambda: (f := system.finished_by_event(ids)) and len(f) == len(ids)
                   and all(v[0] is not None for v in f.values()) and f, "the sequential executions", 120)
-    samples = [(found[s[2]][0] - s[0]) * 1000 for s in sent if found[s[2]][1] == "succeeded"]
+    ok = [(s[0], found[s[2]][2]) for s in sent if found[s[2]][1] == "succeeded"]
+    samples = [(row["finished"] - at) * 1000 for at, row in ok]
+    hops = {name: _summary([((row[end] or 0) - (row[begin] if begin else at)) * 1000 for at, row in ok])
+            for name, begin, end in HOPS} if ok else None
     return {"webhook_to_finished": _summary(samples) if samples else None,
+            "hops": hops,
             "webhook_202": _summary([s[1] for s in sent]),
             "failed": sum(1 for s in sent if found[s[2]][1] != "succeeded")}
 
@@ -344,6 +354,7 @@ def profile(system: Attune, kind: str, *, rate: float, seconds: float, drain_s: 
     m = system.mark()
     calls_before = cpu_profile.emulator_calls(system.cloud.data_dir)
     before = cpu_profile.sample(system.cloud.data_dir)
+    busy_before = cpu_profile.machine_busy_s()
     count = int(rate * seconds)
     t0 = time.perf_counter()
     for i in range(count):
@@ -356,7 +367,9 @@ def profile(system: Attune, kind: str, *, rate: float, seconds: float, drain_s: 
           and int((f := system.finished_since(m, kind))["success"]) + int(f["other"]) >= count,
           "the profiled executions", drain_s, every=0.5)
     after = cpu_profile.sample(system.cloud.data_dir)
+    busy = cpu_profile.machine_busy_s() - busy_before
     result = cpu_profile.per_execution(before, after, count)
+    result["machine_busy_ms_per_execution"] = round(busy * 1000 / count, 2)  # incl. the load generator
     result["emulator_calls_per_execution"] = cpu_profile.calls_per_execution(
         calls_before, cpu_profile.emulator_calls(system.cloud.data_dir), count)
     result.update(rate_per_s=rate, action=kind, load_avg=_machine_load())

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# core.local: parameters arrive as one JSON document on stdin (never argv or
-# the environment); run its "cmd" with bash and let its exit code be ours.
-set -euo pipefail
-cmd="$(python3 -c 'import json, sys; print(json.load(sys.stdin)["cmd"])')"
-exec bash -c "$cmd" </dev/null
+# core.local: run the "cmd" parameter with bash and let its exit code be ours.
+# Parameters arrive on stdin as JSON and, one file each, in $ATTUNE_PARAMS
+# (never argv or the environment); reading the file is a bash builtin, where
+# decoding stdin would start an interpreter per run.
+[ -f "$ATTUNE_PARAMS/cmd" ] || { echo "core.local: the cmd parameter is missing" >&2; exit 2; }
+exec bash -c "$(<"$ATTUNE_PARAMS/cmd")" </dev/null
