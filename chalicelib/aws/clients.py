@@ -22,6 +22,33 @@ from chalicelib.config import settings
 
 _lock = threading.Lock()
 _clients: dict[str, Any] = {}
+_session: boto3.session.Session | None = None
+# What the platform's own clients call (the role template parses their models before it forks roles).
+SERVICES = ("sqs", "stepfunctions", "scheduler", "s3", "secretsmanager", "kms", "lambda", "sts")
+
+
+def _shared_session() -> boto3.session.Session:
+    """One boto3 session per process: its botocore loader parses each service's model once, not per client.
+
+    Sessions are not thread-safe, so clients are only made under `_lock`.
+    """
+    global _session
+    if _session is None:
+        _session = boto3.session.Session()
+    return _session
+
+
+def preload_models(services: tuple[str, ...] = SERVICES) -> None:
+    """Parse the endpoint data and `services`' models into this process's session, resolving no credentials.
+
+    The role template calls it before forking roles, so the roles share the
+    parsed models (several MB per process) instead of each parsing its own.
+    """
+    with _lock:
+        core = _shared_session()._session  # botocore's session: where the loader lives
+        core.get_component("endpoint_resolver")
+        for service in services:
+            core.get_service_model(service)
 
 
 def ensure_local_credentials() -> None:
@@ -45,7 +72,7 @@ def client(service: str) -> Any:
         if found is None:
             ensure_local_credentials()
             cfg = settings()
-            found = boto3.session.Session().client(
+            found = _shared_session().client(
                 service,  # type: ignore[call-overload]
                 region_name=cfg.aws_region,
                 endpoint_url=cfg.aws_endpoint_url,
@@ -61,6 +88,8 @@ def client(service: str) -> Any:
 
 
 def reset_clients() -> None:
-    """Forget cached clients (tests that switch endpoints)."""
+    """Forget cached clients and the session's credentials (tests and tools that switch endpoints or keys)."""
+    global _session
     with _lock:
         _clients.clear()
+        _session = None

@@ -22,7 +22,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
@@ -39,7 +39,7 @@ from chalicelib.local import embedded_pg, moto_server
 from chalicelib.local.backends import EMULATOR, BackendWatch
 from chalicelib.local.provision import provision
 from chalicelib.local.roles import ROLES
-from chalicelib.local.supervisor import LogSink, Supervisor, write_cloud_file
+from chalicelib.local.supervisor import LogSink, RoleTemplate, Supervisor, write_cloud_file
 from chalicelib.packs.bootstrap import load_system_packs
 from chalicelib.stopping import watch_signals
 
@@ -120,6 +120,7 @@ class LocalCloud:
         self.pg: embedded_pg.EmbeddedPostgres | None = None
         self.moto: moto_server.MotoServer | None = None
         self.supervisor: Supervisor | None = None
+        self.template: RoleTemplate | None = None
         self.start_moto: Callable[..., moto_server.MotoServer] | None = None
         self.backends: BackendWatch | None = None
         self.shutdown = threading.Event()
@@ -198,6 +199,8 @@ class LocalCloud:
         if self.supervisor is not None:
             self.sink.line("attune", "stopping roles...")
             self.supervisor.stop_all(self.force)
+        if self.template is not None:
+            self.template.stop()
         close_pool()
         if self.moto is not None:
             self.moto.stop()
@@ -228,6 +231,9 @@ class LocalCloud:
                 self.sink.line("attune", "stopped")
 
     def _serve(self, started: float, data_dir: Path) -> int:
+        # The roles' imports (a second of CPU each) overlap PostgreSQL's and moto's start-up.
+        template = RoleTemplate(_role_env(os.environ), REPO_ROOT, self.sink)
+        self.template = template
         self.start_backends(data_dir)
         if self.shutdown.is_set():
             return 0
@@ -250,15 +256,15 @@ class LocalCloud:
                      ws_url=f"ws://{cfg.api_host}:{cfg.ws_port}", data_dir=str(data_dir),
                      database_url=cfg.database_url, aws_endpoint_url=cfg.aws_endpoint_url,
                      moto_pid=self.moto.process.pid if self.moto else None,
-                     postgres_pid=self.pg.pid if self.pg else None, ready=False, roles={})
+                     postgres_pid=self.pg.pid if self.pg else None, ready=False, roles={},
+                     template_pid=template.process.pid)
         expected = [*ROLES, *([EMULATOR] if self.moto is not None else [])]
-        env = dict(os.environ, ATTUNE_EXPECTED_ROLES=",".join(expected), PYTHONUNBUFFERED="1",
-                   ATTUNE_API_URL=os.environ.get("ATTUNE_API_URL", api_url),
-                   ATTUNE_OUTBOX_PUBLISH=os.environ.get("ATTUNE_OUTBOX_PUBLISH", "relay"),
-                   PYTHONPATH=os.pathsep.join(p for p in (str(REPO_ROOT),
-                                                          os.environ.get("PYTHONPATH")) if p))
+        env = _role_env(dict(os.environ, ATTUNE_EXPECTED_ROLES=",".join(expected),
+                             ATTUNE_API_URL=os.environ.get("ATTUNE_API_URL", api_url),
+                             ATTUNE_OUTBOX_PUBLISH=os.environ.get("ATTUNE_OUTBOX_PUBLISH", "relay")))
         self.supervisor = Supervisor(list(ROLES.values()), env=env, cwd=REPO_ROOT,
-                                     sink=self.sink, on_change=lambda pids: self.publish(roles=pids))
+                                     sink=self.sink, on_change=lambda pids: self.publish(roles=pids),
+                                     template=template)
         self.supervisor.start_all()
         self.backends = BackendWatch(data_dir, self.moto, self.pg, restart_moto=self._restart_moto,
                                      reprovision=functools.partial(provision, state_dir=data_dir))
@@ -277,6 +283,12 @@ class LocalCloud:
                             HEALTH_WARN_SECONDS)
             self.shutdown.wait(0.2 if not ready else 0.5)
         return 0
+
+
+def _role_env(base: Mapping[str, str]) -> dict[str, str]:
+    """A role's environment: `base` with unbuffered output and the repository on the import path."""
+    return dict(base, PYTHONUNBUFFERED="1",
+                PYTHONPATH=os.pathsep.join(p for p in (str(REPO_ROOT), base.get("PYTHONPATH")) if p))
 
 
 def run_dev(out: IO[str] | None = None) -> int:
