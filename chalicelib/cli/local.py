@@ -41,10 +41,14 @@ def _quiet_logging() -> None:
 def dev(ctx: click.Context, api_port: int | None, ws_port: int | None, data_dir: str | None,
         moto_port: int | None) -> None:
     """Run the whole local cloud in the foreground."""
+    _set_env(api_port=api_port, ws_port=ws_port, data_dir=data_dir, moto_port=moto_port)
+    from chalicelib.local.role_template import REPO_ROOT, RoleTemplate, role_env
+
+    # First, so that the roles' imports run while this process imports the cloud and starts the backends.
+    template = RoleTemplate(role_env(os.environ), REPO_ROOT)
     from chalicelib.local.cloud import run_dev
 
-    _set_env(api_port=api_port, ws_port=ws_port, data_dir=data_dir, moto_port=moto_port)
-    ctx.exit(run_dev())
+    ctx.exit(run_dev(template=template))
 
 
 @click.command("migrate")

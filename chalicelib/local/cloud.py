@@ -22,7 +22,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
@@ -38,8 +38,9 @@ from chalicelib.db.pool import close_pool
 from chalicelib.local import embedded_pg, moto_server
 from chalicelib.local.backends import EMULATOR, BackendWatch
 from chalicelib.local.provision import provision
+from chalicelib.local.role_template import RoleTemplate, role_env
 from chalicelib.local.roles import ROLES
-from chalicelib.local.supervisor import LogSink, RoleTemplate, Supervisor, write_cloud_file
+from chalicelib.local.supervisor import LogSink, Supervisor, write_cloud_file
 from chalicelib.packs.bootstrap import load_system_packs
 from chalicelib.stopping import watch_signals
 
@@ -115,12 +116,12 @@ def bootstrap_system_data() -> None:
 class LocalCloud:
     """The running pieces of one `attune dev`, so that shutdown finds all of them."""
 
-    def __init__(self, sink: LogSink) -> None:
+    def __init__(self, sink: LogSink, template: RoleTemplate | None = None) -> None:
         self.sink = sink
         self.pg: embedded_pg.EmbeddedPostgres | None = None
         self.moto: moto_server.MotoServer | None = None
         self.supervisor: Supervisor | None = None
-        self.template: RoleTemplate | None = None
+        self.template = template
         self.start_moto: Callable[..., moto_server.MotoServer] | None = None
         self.backends: BackendWatch | None = None
         self.shutdown = threading.Event()
@@ -231,18 +232,22 @@ class LocalCloud:
                 self.sink.line("attune", "stopped")
 
     def _serve(self, started: float, data_dir: Path) -> int:
-        # The roles' imports (a second of CPU each) overlap PostgreSQL's and moto's start-up.
-        template = RoleTemplate(_role_env(os.environ), REPO_ROOT, self.sink)
-        self.template = template
+        # The roles' imports (a second of CPU each) overlap PostgreSQL's and moto's start-up
+        # (`attune dev` starts the template even before it imports this module).
+        if self.template is None or not self.template.alive():
+            self.template = RoleTemplate(role_env(os.environ), REPO_ROOT)
+        template = self.template
         self.start_backends(data_dir)
         if self.shutdown.is_set():
             return 0
         cfg = settings()
         assert cfg.database_url is not None
         applied = apply_migrations(cfg.database_url)
-        log.info("migrations: %s", ", ".join(applied) if applied else "up to date")
+        log.info("backends up at +%.1fs; migrations: %s", time.monotonic() - started,
+                 ", ".join(applied) if applied else "up to date")
         resources = provision(state_dir=data_dir)
-        log.info("provisioned %d resources from infra/template.yaml", len(resources))
+        log.info("provisioned %d resources from infra/template.yaml at +%.1fs", len(resources),
+                 time.monotonic() - started)
         try:
             bootstrap_system_data()
         except Exception:  # a broken pack must not keep the cloud down; the log says why
@@ -259,7 +264,7 @@ class LocalCloud:
                      postgres_pid=self.pg.pid if self.pg else None, ready=False, roles={},
                      template_pid=template.process.pid)
         expected = [*ROLES, *([EMULATOR] if self.moto is not None else [])]
-        env = _role_env(dict(os.environ, ATTUNE_EXPECTED_ROLES=",".join(expected),
+        env = role_env(dict(os.environ, ATTUNE_EXPECTED_ROLES=",".join(expected),
                              ATTUNE_API_URL=os.environ.get("ATTUNE_API_URL", api_url),
                              ATTUNE_OUTBOX_PUBLISH=os.environ.get("ATTUNE_OUTBOX_PUBLISH", "relay")))
         self.supervisor = Supervisor(list(ROLES.values()), env=env, cwd=REPO_ROOT,
@@ -285,17 +290,11 @@ class LocalCloud:
         return 0
 
 
-def _role_env(base: Mapping[str, str]) -> dict[str, str]:
-    """A role's environment: `base` with unbuffered output and the repository on the import path."""
-    return dict(base, PYTHONUNBUFFERED="1",
-                PYTHONPATH=os.pathsep.join(p for p in (str(REPO_ROOT), base.get("PYTHONPATH")) if p))
-
-
-def run_dev(out: IO[str] | None = None) -> int:
-    """`attune dev`'s body; returns the exit code."""
+def run_dev(out: IO[str] | None = None, template: RoleTemplate | None = None) -> int:
+    """`attune dev`'s body; returns the exit code. `template`: a role template already importing."""
     sink = LogSink(out or sys.stdout, width=max(len("attune"), *(len(n) for n in ROLES)))
     _configure_logging(sink)
-    cloud = LocalCloud(sink)
+    cloud = LocalCloud(sink, template)
     watch_signals(cloud.on_signal)
     try:
         return cloud.run()

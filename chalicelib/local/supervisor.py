@@ -17,9 +17,7 @@ import contextlib
 import json
 import logging
 import os
-import select
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -27,8 +25,9 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Protocol
 
+from chalicelib.local.role_template import RoleTemplate
 from chalicelib.local.roles import Role
 
 log = logging.getLogger(__name__)
@@ -36,7 +35,6 @@ log = logging.getLogger(__name__)
 STABLE_SECONDS = 30.0
 # How long a role start waits for the template to finish importing before starting its own interpreter.
 TEMPLATE_READY_WAIT_SECONDS = 30.0
-UNKNOWN_EXIT_CODE = 255  # a forked role whose template died before it: nobody could learn its code
 MAX_BACKOFF_SECONDS = 30.0
 FIRST_BACKOFF_SECONDS = 0.5
 
@@ -83,181 +81,6 @@ class RoleHandle(Protocol):
     def wait(self, timeout: float | None = None) -> int: ...
 
 
-class ForkedRole:
-    """A role the template forked: its exit code comes from the template, which is its parent and reaps it.
-
-    A pidfd (it names this very process, whoever reaps it) says when it is
-    gone should the template die first: the role is then init's, its code lost.
-    """
-
-    def __init__(self, pid: int, stdout: IO[bytes], template: RoleTemplate) -> None:
-        self.pid, self._template = pid, template
-        self.stdout: IO[bytes] | None = stdout
-        self._code: int | None = None
-        self._reported = threading.Event()
-        try:
-            self._pidfd: int | None = os.pidfd_open(pid)
-        except OSError:  # already gone (and reaped): the template's report tells the code
-            self._pidfd = None
-
-    @property
-    def returncode(self) -> int | None:
-        return self._code
-
-    def reported(self, code: int) -> None:
-        """The template reaped it (on the template's reader thread)."""
-        if self._code is None:
-            self._code = code
-        self._reported.set()
-        self._close_pidfd()
-
-    def _close_pidfd(self) -> None:
-        fd, self._pidfd = self._pidfd, None
-        if fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-
-    def poll(self) -> int | None:
-        if self._code is None and not self._template.alive() and self._gone():
-            self._code = UNKNOWN_EXIT_CODE
-            self._reported.set()
-        return self._code
-
-    def _gone(self) -> bool:
-        fd = self._pidfd
-        return fd is None or bool(select.select([fd], [], [], 0)[0])
-
-    def send_signal(self, sig: int) -> None:
-        if self._code is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, sig)
-
-    def wait(self, timeout: float | None = None) -> int:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self.poll() is None:
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                raise subprocess.TimeoutExpired(f"role pid {self.pid}", timeout or 0.0)
-            self._reported.wait(0.05 if left is None else min(0.05, left))
-        assert self._code is not None
-        return self._code
-
-
-class RoleTemplate:
-    """The supervisor's end of a role template process: start it, ask it for roles, hear of their exits."""
-
-    def __init__(self, env: Mapping[str, str], cwd: Path, sink: LogSink) -> None:
-        ours, theirs = socket.socketpair()
-        self._sink = sink
-        self._lock = threading.Lock()  # one request at a time: its answer is the next `pid` line
-        self._answers: list[dict[str, Any]] = []
-        self._answered = threading.Condition()
-        self._roles: dict[int, ForkedRole] = {}
-        self._early: dict[int, int] = {}  # exits reported before the spawn's handle existed
-        self.ready = threading.Event()
-        self._dead = threading.Event()
-        try:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "chalicelib.local.role_template", str(theirs.fileno())],
-                env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL, pass_fds=[theirs.fileno()],
-                start_new_session=True,
-            )
-        finally:
-            theirs.close()
-        self._socket = ours
-        self._reader = threading.Thread(target=self._read, name="role-template", daemon=True)
-        self._reader.start()
-
-    def alive(self) -> bool:
-        return not self._dead.is_set()
-
-    def wait_ready(self, timeout: float) -> bool:
-        """Whether it is ready within `timeout`; False at once if it died importing."""
-        deadline = time.monotonic() + timeout
-        while not self.ready.wait(0.05):
-            if not self.alive() or time.monotonic() >= deadline:
-                return False
-        return self.alive()
-
-    def _read(self) -> None:
-        buffer = b""
-        try:
-            while True:
-                data = self._socket.recv(65536)
-                if not data:
-                    break
-                buffer += data
-                while b"\n" in buffer:
-                    line, buffer = buffer.split(b"\n", 1)
-                    self._handle(json.loads(line))
-        except (OSError, ValueError) as exc:
-            self._sink.line("attune", f"role template: {exc}")
-        finally:
-            self._dead.set()
-            with self._answered:
-                self._answered.notify_all()
-
-    def _handle(self, doc: dict[str, Any]) -> None:
-        if doc.get("ready"):
-            if doc.get("failed"):
-                self._sink.line("attune", f"role template could not import {', '.join(doc['failed'])}")
-            self.ready.set()
-        elif "exit" in doc:
-            pid, code = int(doc["exit"]), int(doc["code"])
-            with self._answered:
-                role = self._roles.pop(pid, None)
-                if role is None:
-                    self._early[pid] = code
-            if role is not None:
-                role.reported(code)
-        else:
-            with self._answered:
-                self._answers.append(doc)
-                self._answered.notify_all()
-
-    def spawn(self, role: str, env: Mapping[str, str], cwd: Path, timeout: float = 10.0) -> ForkedRole:
-        """Fork `role` with `env`; OSError when the template cannot (the caller starts it the slow way)."""
-        if not self.ready.is_set() or not self.alive():
-            raise OSError("the role template is not ready")
-        out_r, out_w = os.pipe()
-        try:
-            with self._lock:
-                request = json.dumps({"role": role, "env": dict(env), "cwd": str(cwd)}).encode() + b"\n"
-                self._socket.sendmsg([request], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
-                                                  out_w.to_bytes(4, sys.byteorder))])
-                with self._answered:
-                    if not self._answered.wait_for(lambda: self._answers or not self.alive(), timeout):
-                        raise OSError("the role template did not answer")
-                    if not self._answers:
-                        raise OSError("the role template died")
-                    answer = self._answers.pop(0)
-                    if "pid" not in answer:
-                        raise OSError(f"the role template refused: {answer.get('error')}")
-                    pid = int(answer["pid"])
-                    handle = ForkedRole(pid, os.fdopen(out_r, "rb", buffering=0), self)
-                    self._roles[pid] = handle
-                    early = self._early.pop(pid, None)
-            out_r = -1
-            if early is not None:
-                handle.reported(early)
-            return handle
-        finally:
-            os.close(out_w)
-            if out_r >= 0:
-                os.close(out_r)
-
-    def stop(self) -> None:
-        """Close the socket (the template exits at end of file) and reap it; twice is fine."""
-        with contextlib.suppress(OSError):
-            self._socket.shutdown(socket.SHUT_RDWR)
-        self._socket.close()
-        try:
-            self.process.wait(5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
 @dataclass
 class Child:
     """A role's current process and its restart bookkeeping."""
@@ -302,7 +125,7 @@ class Supervisor:
         if self._template is None or not self._template.alive():
             if self._template is not None:
                 self._template.stop()
-            self._template = RoleTemplate(env or self._env, self._cwd, self._sink)
+            self._template = RoleTemplate(env or self._env, self._cwd)
 
     def _start(self, child: Child) -> RoleHandle:
         """Fork the role from the template when it is ready, else start a fresh interpreter (and a new template)."""
