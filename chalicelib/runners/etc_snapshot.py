@@ -13,6 +13,16 @@ Snapshots are named by that fingerprint and shared by the user's processes,
 so restarts reuse one rather than each leaving a copy behind; an older one
 stays for sandboxes still running on it. `ssl/private` is never copied:
 keys are nobody's business in a sandbox.
+
+`nsswitch.conf` is the one file changed on the way: every source but
+`files` and `dns` is dropped. An action runs as a uid no passwd file
+names, so each `getpwuid` misses `files` and goes on to the next source;
+with Debian's `passwd: files systemd`, that meant bash (and anything that
+asks who it is) loading libnss_systemd, libcap and libm and probing the
+userdb directories on every start: most of a sandboxed bash's CPU
+(measured with strace and the machine's busy time, bench/sandbox.py).
+Nothing behind those sources (systemd-userdbd, NIS, Berkeley DB files) is
+reachable from a sandbox anyway.
 """
 
 from __future__ import annotations
@@ -34,6 +44,8 @@ ETC_FILES = (
     "ca-certificates", "ca-certificates.conf", "alternatives", "mime.types",
 )
 NEVER = ("private",)  # /etc/ssl/private: TLS keys
+# Name-service sources a sandbox keeps (nsswitch.conf); part of the snapshot's name, so a change makes a new one.
+NSS_SOURCES = ("files", "dns")
 
 _lock = threading.Lock()
 _current: tuple[tuple[tuple[int, int, int], ...], Path] | None = None
@@ -52,13 +64,29 @@ def _fingerprint(etc: Path) -> tuple[tuple[int, int, int], ...]:
     return tuple(found)
 
 
+def sandbox_nsswitch(text: str) -> str:
+    """`nsswitch.conf` with only NSS_SOURCES left on each database's line (`files` where none is left)."""
+    out = []
+    for line in text.splitlines():
+        database, colon, rest = line.partition(":")
+        if not colon or line.lstrip().startswith("#"):
+            out.append(line)
+            continue
+        kept = [w for w in rest.split() if w in NSS_SOURCES]  # drops `[NOTFOUND=return]`-style actions too
+        out.append(f"{database}: {' '.join(kept or ['files'])}")
+    return "\n".join(out) + "\n"
+
+
 def _copy(etc: Path, root: Path) -> None:
-    """Copies of ETC_FILES in `root` (directories with their links kept as links)."""
+    """Copies of ETC_FILES in `root` (directories with their links kept as links), nsswitch.conf trimmed."""
     for name in ETC_FILES:
         source = etc / name
         try:
             if source.is_dir():
                 shutil.copytree(source, root / name, symlinks=True, ignore=shutil.ignore_patterns(*NEVER))
+            elif name == "nsswitch.conf" and source.exists():
+                (root / name).write_text(sandbox_nsswitch(source.read_text(encoding="utf-8", errors="replace")))
+                (root / name).chmod(0o644)
             elif source.exists():
                 shutil.copy2(source, root / name)
         except OSError:  # unreadable or vanished under us: the sandbox does without it, as --ro-bind-try did
@@ -81,7 +109,7 @@ def _snapshot(etc: Path, fingerprint: tuple[tuple[int, int, int], ...]) -> Path:
     leaving a copy behind; one that is not ours (someone else's, in /tmp) is
     never used: a fresh private one is made instead.
     """
-    digest = hashlib.sha256(repr((str(etc), fingerprint)).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(repr((str(etc), fingerprint, NSS_SOURCES)).encode()).hexdigest()[:16]
     final = Path(tempfile.gettempdir()) / f"attune-etc-{os.geteuid()}-{digest}"
     if _ours(final):
         return final
