@@ -13,6 +13,12 @@ what puts the pack's site-packages on sys.path), so there only `-s` (no user
 site). `-X frozen_modules=on` (3.11+, the worker's own interpreter) keeps
 the stdlib's startup modules frozen even where a build would default it
 off. Measured in bench/sandbox.py.
+
+Sandboxed executions of a known tenant start warm: they are forked by that
+tenant's zygote for the pack version and interpreter (chalicelib/runners/
+zygote.py), which runs the same wrapper with the same protocol; the rest
+(ATTUNE_PYTHON_ZYGOTE=off, no sandbox, AWS Lambda, no tenant in the context)
+start cold as above.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from chalicelib.runners import zygote
 from chalicelib.runners.base import (
     DEFAULT_GRACE_S,
     Outcome,
@@ -51,6 +58,11 @@ class Python3Runner:
         """Run the action to the end; only a malformed request raises (ValidationFailed)."""
         python = request.python or base_python()
         flags = interpreter_flags(python)
+        warm = zygote.run(request, python=python, flags=flags, grace_s=self.grace_s, cancel=cancel,
+                          on_started=on_started)
+        if warm is not None:
+            output, error = interpret_channel(warm, request.max_output_bytes)
+            return conclude(request, warm, output=output, error=error)
         with action_file(request, "action.py") as job:
             outcome = run_process(
                 request,

@@ -77,6 +77,11 @@ UID_SPAN = 1_000_000
 # execution's and sensor's uid, one per tenant, so one tenant's build shares nothing with another's.
 BUILD_UID_BASE = UID_BASE + UID_SPAN
 BUILD_UIDS = 100_000
+# A python3 zygote (chalicelib/runners/zygote.py) and every execution it forks run as
+# ZYGOTE_UID_BASE + (tenant id mod ZYGOTE_UIDS): above the build uids, one per tenant, so
+# two tenants (below a million of them) never share a uid, nor one with a cold execution.
+ZYGOTE_UID_BASE = BUILD_UID_BASE + BUILD_UIDS
+ZYGOTE_UIDS = 1_000_000
 # A build downloads and unpacks wheels and runs compilers: bigger limits than an action's.
 BUILD_MEMORY_MB = 4096
 BUILD_PROCESSES = 512
@@ -392,6 +397,11 @@ def build_sandbox(owner: str, timeout_s: float) -> Sandbox | None:
                      file_size_mb=max(cfg.file_size_mb, BUILD_FILE_SIZE_MB), cpu_seconds=None)
     uid = BUILD_UID_BASE + zlib.crc32(owner.encode()) % BUILD_UIDS
     return Sandbox(sandbox.bwrap, uid, limits, timeout_s)
+
+
+def zygote_uid(tenant_id: int) -> int:
+    """The host uid of a tenant's python3 zygotes and the executions they fork (see ZYGOTE_UID_BASE)."""
+    return ZYGOTE_UID_BASE + tenant_id % ZYGOTE_UIDS
 
 
 def exit_code(raw: int) -> int:

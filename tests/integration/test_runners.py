@@ -712,9 +712,11 @@ def test_a_sandbox_whose_worker_is_gone_before_the_limits_never_starts_its_comma
         started.close()
         try:
             # THEN the init stays blocked on the block pipe (it holds a writer itself, so there is no end of
-            # file to take for "go"), and the command, which would run without limits, never runs
+            # file to take for "go"), and the command, which would run without limits, never runs. (A monitor
+            # killed between writing the info and releasing its child through an eventfd leaves the init
+            # waiting on that eventfd instead, do_wait_intr_irq: before the block pipe, so blocked all the same.)
             deadline = time.monotonic() + 10
-            while Path(f"/proc/{pid}/wchan").read_text() not in ("pipe_read", "anon_pipe_read"):
+            while Path(f"/proc/{pid}/wchan").read_text() not in ("pipe_read", "anon_pipe_read", "do_wait_intr_irq"):
                 assert time.monotonic() < deadline, Path(f"/proc/{pid}/wchan").read_text()
                 time.sleep(0.01)
             assert not (cwd / "ran").exists()
