@@ -17,7 +17,7 @@ off. Measured in bench/sandbox.py.
 Sandboxed executions of a known tenant start warm: they are forked by that
 tenant's zygote for the pack version and interpreter (chalicelib/runners/
 zygote.py), which runs the same wrapper with the same protocol; the rest
-(ATTUNE_PYTHON_ZYGOTE=off, no sandbox, AWS Lambda, no tenant in the context)
+(ATTUNE_ZYGOTE=off, no sandbox, AWS Lambda, no tenant in the context)
 start cold as above.
 """
 

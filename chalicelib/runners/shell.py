@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from chalicelib.runners import zygote
 from chalicelib.runners.base import (
     DEFAULT_GRACE_S,
     RunRequest,
@@ -29,6 +30,8 @@ from chalicelib.runners.base import (
     stdout_output,
 )
 from chalicelib.runners.process import run_process
+from chalicelib.runners.python3 import interpreter_flags
+from chalicelib.runners.sandbox import base_python
 
 DEFAULT_SHELL = "/bin/bash"
 PARAMS_DIR = "params"  # in the work dir; `$ATTUNE_PARAMS` names it as the action sees it
@@ -83,7 +86,23 @@ class ShellRunner:
         cancel: threading.Event | None = None,
         on_started: Callable[[int], None] | None = None,
     ) -> RunResult:
-        """Run the script to the end; only a malformed request raises (ValidationFailed)."""
+        """Run the script to the end; only a malformed request raises (ValidationFailed).
+
+        Sandboxed executions of a known tenant exec the script in the tenant's
+        zygote for the pack (runners/zygote.py, the one its python3 actions
+        fork from): a fork and an exec in a sandbox that exists already,
+        instead of a bwrap sandbox of its own; anything else starts cold.
+        """
+        python = request.python or base_python()
+
+        def command(host: Path, seen: Path, sub: Path, seen_dir: Path) -> tuple[list[str], dict[str, str]]:
+            params = write_parameter_files(request.parameters, sub)
+            return command_for(host, seen), {"ATTUNE_PARAMS": str(seen_dir / params.name)}
+
+        warm = zygote.run(request, python=python, flags=interpreter_flags(python), grace_s=self.grace_s,
+                          cancel=cancel, on_started=on_started, command=command, filename="action.sh")
+        if warm is not None:
+            return conclude(request, warm, output=stdout_output(warm))
         with action_file(request, "action.sh") as job:
             argv = command_for(job.path, job.seen(job.path))
             params = write_parameter_files(request.parameters, job.work_dir)

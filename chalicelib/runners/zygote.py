@@ -1,4 +1,4 @@
-"""Warm python3 starts: one sandboxed fork server ("zygote") per (tenant, pack version, interpreter).
+"""Warm python3 and shell starts: one sandboxed fork server ("zygote") per (tenant, pack version, interpreter).
 
 Why: a python3 action used to pay a whole interpreter start plus a bwrap
 sandbox start per execution (bench/sandbox.py: ~24 ms CPU against ~9 ms for a
@@ -9,7 +9,9 @@ secret), pre-imports what the wrapper needs and never imports or runs tenant
 code itself; each execution is a child it forks (sdk/_attune_zygote.py, the
 protocol). The child makes its own session (so its own process group), takes
 the execution's descriptors, environment (process.action_env), work dir and
-limits, and runs the wrapper's main as `python wrapper.py` would.
+limits, and runs the wrapper's main as `python wrapper.py` would; a shell
+action's child execs the script's interpreter instead (`run(command=...)`),
+so it too runs in a sandbox that exists already.
 
 What executions of one zygote share (one tenant's one pack version and
 interpreter, never two tenants'): a host uid (per tenant: sandbox.zygote_uid,
@@ -38,7 +40,7 @@ Used only when the action runs sandboxed (a zygote without a sandbox would
 share the worker's uid with every tenant), the request names its tenant
 (`context["tenant_id"]`, which the worker always sets), outside AWS Lambda
 (whose environment is scrubbed after every invocation) and unless
-ATTUNE_PYTHON_ZYGOTE=off. Anything else, or a zygote that cannot start, is
+ATTUNE_ZYGOTE=off. Anything else, or a zygote that cannot start, is
 the cold path: one interpreter and one sandbox per execution, as before.
 """
 
@@ -84,7 +86,7 @@ from chalicelib.runners.sandbox import (
 
 log = logging.getLogger(__name__)
 
-SETTING = "ATTUNE_PYTHON_ZYGOTE"
+SETTING = "ATTUNE_ZYGOTE"
 SERVER = SDK_DIR / "_attune_zygote.py"
 SERVER_MOUNT = SDK_MOUNT / SERVER.name
 IDLE_S = 60.0
@@ -109,7 +111,7 @@ class ZygoteUnavailable(OSError):
 
 
 def enabled() -> bool:
-    """ATTUNE_PYTHON_ZYGOTE (on|off, default on), and never inside AWS Lambda."""
+    """ATTUNE_ZYGOTE (on|off, default on), and never inside AWS Lambda."""
     if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
         return False
     return os.environ.get(SETTING, "on").strip().lower() not in ("off", "0", "false", "no")
@@ -436,12 +438,22 @@ def pool() -> ZygotePool:
 # --- one execution ---------------------------------------------------------------------------
 
 
+# What a shell action's execution runs instead of the wrapper: given the action file (host path, and as
+# the action sees it), its work subdir (host, seen), it says the argv to exec and extra environment.
+Command = Callable[[Path, Path, Path, Path], tuple[list[str], dict[str, str]]]
+
+
 def run(
     request: RunRequest, *, python: str, flags: list[str], grace_s: float,
     cancel: threading.Event | None = None, on_started: Callable[[int], None] | None = None,
+    command: Command | None = None, filename: str = "action.py",
 ) -> Outcome | None:
-    """Run the python3 action in its zygote; None when it must run cold (see the module's docstring).
+    """Run the action in its zygote; None when it must run cold (see the module's docstring).
 
+    A python3 action runs the wrapper in the forked child. With `command`
+    (the shell runner's), the child execs what it returns instead, so a
+    shell action shares its tenant's zygote sandbox rather than starting a
+    sandbox of its own; `filename` names inline code in the work subdir.
     Refusals are the cold path's (ValidationFailed, SandboxUnavailable), raised
     before anything starts.
     """
@@ -470,7 +482,7 @@ def run(
     key = ZygoteKey(tenant, str(pack_dir) if pack_dir is not None else None, python, sandbox.bwrap,
                     (cfg.memory_mb, cfg.processes, cfg.file_size_mb))
     zsandbox = Sandbox(sandbox.bwrap, zygote_uid(tenant), cfg, request.timeout_s)
-    job = _Job(request, path, pack_dir, sandbox.rlimits(), stdin_data)
+    job = _Job(request, path, pack_dir, sandbox.rlimits(), stdin_data, command, filename)
     for attempt in range(2):  # a zygote found dead when taking the request is replaced once
         try:
             zygote = pool().acquire(key, zsandbox, flags, pack_dir)
@@ -495,6 +507,8 @@ class _Job:
     pack_dir: Path | None
     limits: dict[str, int]
     stdin_data: bytes
+    command: Command | None = None  # exec this instead of running the wrapper (shell actions)
+    filename: str = "action.py"  # inline code's file in the work subdir
 
 
 def _execute(
@@ -511,15 +525,24 @@ def _execute(
         seen_dir = WORK_MOUNT / sub.name
         if job.path is None:
             assert request.code is not None
-            (sub / "action.py").write_text(request.code, encoding="utf-8")
-            seen_file = seen_dir / "action.py"
+            host_file = sub / job.filename
+            host_file.write_text(request.code, encoding="utf-8")
+            seen_file = seen_dir / job.filename
         else:
             assert job.pack_dir is not None
+            host_file = job.path
             seen_file = PACK_MOUNT / job.path.relative_to(job.pack_dir)
         env = process.action_env(request, CONTEXT_FD, home=seen_dir, sdk=SDK_MOUNT)
         env["PWD"] = str(seen_dir)  # as bwrap's --chdir sets it for a cold start
-        header = {"argv": [str(WRAPPER_MOUNT), str(CHANNEL_FD), str(seen_file)], "cwd": str(seen_dir),
-                  "env": env, "limits": job.limits, "targets": _TARGETS}
+        header: dict[str, Any] = {"argv": [str(WRAPPER_MOUNT), str(CHANNEL_FD), str(seen_file)],
+                                  "cwd": str(seen_dir), "env": env, "limits": job.limits, "targets": _TARGETS}
+        if job.command is not None:
+            argv, extra = job.command(host_file, seen_file, sub, seen_dir)
+            if shutil.which(argv[0], path=env.get("PATH")) is None:  # as the cold start says it, before any fork
+                outcome.spawn_error = f"could not start the action: [Errno 2] No such file or directory: {argv[0]!r}"
+                return outcome
+            env.update(extra)
+            header.update(argv=argv, exec=True)
         return _Execution(zygote, outcome, request, job.stdin_data).run(header, grace_s, cancel, on_started)
     finally:
         shutil.rmtree(sub, ignore_errors=True)
@@ -581,7 +604,7 @@ class _Execution:
             self.status = status
             self._watch(started + self.request.timeout_s, grace_s, cancel)
             if self.zygote_died and outcome.exit_code is None:
-                outcome.spawn_error = "the python zygote running the action died during the execution"
+                outcome.spawn_error = "the zygote running the action died during the execution"
         finally:
             if self.pid is not None and not self.zygote_died:
                 process._killpg(self.pid, signal.SIGKILL)  # leftovers; the unreaped child holds the pgid

@@ -432,7 +432,7 @@ def test_a_killed_zygote_fails_its_running_execution_and_is_replaced(beacon: tup
     assert not worker.is_alive()
     (result,) = results
     assert result.status == "failed" and not result.timed_out
-    assert result.error == "the python zygote running the action died during the execution"
+    assert result.error == "the zygote running the action died during the execution"
     # AND the next execution gets a fresh zygote
     assert _run(code="def run():\n    return 'fresh'\n").output == "fresh"
     fresh = _the_zygote()
@@ -487,7 +487,7 @@ def test_a_sigkilled_worker_takes_its_zygote_and_running_actions_with_it() -> No
 # --- when there is no zygote -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("env", [{"ATTUNE_PYTHON_ZYGOTE": "off"}, {"AWS_LAMBDA_FUNCTION_NAME": "runner"},
+@pytest.mark.parametrize("env", [{"ATTUNE_ZYGOTE": "off"}, {"AWS_LAMBDA_FUNCTION_NAME": "runner"},
                                  {"ATTUNE_SANDBOX": "off"}])
 def test_no_zygote_when_switched_off_in_lambda_or_unsandboxed(
     env: dict[str, str], monkeypatch: pytest.MonkeyPatch, forked: list[int],

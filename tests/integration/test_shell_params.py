@@ -22,9 +22,9 @@ HOSTILE = "it's \"quoted\" $(echo no) `echo no` \\ * ; | & \u00e9\u4e2d\n  secon
 
 
 def _run(parameters: dict[str, Any], *, code: str | None = None, entry_point: str | None = None,
-         pack_dir: Path | None = None, execution_id: int = 4242) -> RunResult:
+         pack_dir: Path | None = None, execution_id: int = 4242, context: dict[str, Any] | None = None) -> RunResult:
     request = RunRequest(execution_id=execution_id, runner_type="shell", parameters=parameters, code=code,
-                         entry_point=entry_point, pack_dir=pack_dir)
+                         entry_point=entry_point, pack_dir=pack_dir, context=context or {})
     return runner_for("shell").run(request)
 
 

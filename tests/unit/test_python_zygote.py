@@ -168,13 +168,13 @@ def test_a_closed_pool_closes_everything_and_starts_nothing() -> None:
 
 
 def test_the_setting_and_lambda(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("ATTUNE_PYTHON_ZYGOTE", raising=False)
+    monkeypatch.delenv("ATTUNE_ZYGOTE", raising=False)
     monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
     assert zygote.enabled()
     for off in ("off", "OFF", "0", "false", " no "):
-        monkeypatch.setenv("ATTUNE_PYTHON_ZYGOTE", off)
+        monkeypatch.setenv("ATTUNE_ZYGOTE", off)
         assert not zygote.enabled()
-    monkeypatch.setenv("ATTUNE_PYTHON_ZYGOTE", "on")
+    monkeypatch.setenv("ATTUNE_ZYGOTE", "on")
     assert zygote.enabled()
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "attune-runner")
     assert not zygote.enabled()

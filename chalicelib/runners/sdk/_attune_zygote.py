@@ -29,6 +29,13 @@ the group can never hit a reused id. A worker that closes its end early
 (it gave up) gets the child's group killed. End of file on the control
 socket (the worker is gone or evicted this zygote) kills every child and
 ends the zygote, and with it the sandbox.
+
+A header with `"exec": true` (the shell runner's) makes the child exec its
+argv once set up, instead of running the wrapper: a shell action then costs
+a fork and an exec in a sandbox that already exists, not a sandbox of its
+own. Before the exec, the signals Python ignores at start (SIGPIPE, SIGXFSZ)
+get their default action back, as subprocess's `restore_signals` does: a
+shell pipeline must end when its reader goes.
 """
 
 from __future__ import annotations
@@ -207,7 +214,22 @@ def _become(request: dict[str, Any], fds: list[int]) -> list[str]:
         os._exit(127)  # the worker is gone: nothing to run for
     finally:
         sock.close()
+    if request.get("exec"):
+        _exec(argv)
     return argv
+
+
+def _exec(argv: list[str]) -> None:
+    """Replace this child with `argv` (PATH searched, as a cold start's bwrap does); never returns."""
+    for name in ("SIGPIPE", "SIGXFSZ"):
+        signum = getattr(_signal, name, None)
+        if signum is not None:
+            _signal.signal(signum, _signal.SIG_DFL)
+    try:
+        os.execvp(argv[0], argv)  # noqa: S606 - the action's own argv, as a cold start execs it
+    except OSError as exc:  # the worker checked the command exists; it vanished, or cannot be executed
+        os.write(2, ("could not start the action: " + str(exc) + "\n").encode(errors="replace"))
+    os._exit(127)
 
 
 def serve(control_fd: int) -> list[str]:

@@ -1,4 +1,4 @@
-#!/usr/bin/env bash
+#!/bin/bash
 # core.local: run the "cmd" parameter with bash and let its exit code be ours.
 # Parameters arrive on stdin as JSON and, one file each, in $ATTUNE_PARAMS
 # (never argv or the environment); reading the file is a bash builtin, where
