@@ -27,6 +27,7 @@ import yaml
 
 from tests.e2e.client import Cloud, User
 from tests.e2e.flow import actions_of, audit_trail, get_execution, poll, register_pack, run_action, unique_ref
+from tests.helpers.procs import execution_processes
 from tests.helpers.procs import tagged_processes as _alive
 
 # Runs alone on the cloud (tests/e2e/run.py): its criterion is a timing tolerance (the timeout).
@@ -113,7 +114,10 @@ def _timed_out(cloud: Cloud, files: dict[str, str], action: str, tag: str, withi
     # WHEN it is executed
     resp = user.post("/api/v1/executions", {"action_ref": f"{ref}.{action}", "parameters": {}})
     assert resp.status_code == 201, resp.text
-    running = poll(lambda: _alive(tag), "the action's process to be running (found by its tag)", cloud, timeout=30)
+    execution_id = resp.json()["id"]
+    # (by its tag on a command line, or by its execution id: a zygote-forked python3 action has the zygote's)
+    running = poll(lambda: _alive(tag) or execution_processes(execution_id), "the action's process to be running",
+                   cloud, timeout=30)
     execution, seen = _run_until_final(user, resp.json()["id"], timeout=TIMEOUT_S + GRACE_S + 60)
     # THEN it went running -> failed
     assert execution["status"] == "failed", execution
@@ -132,7 +136,9 @@ def _timed_out(cloud: Cloud, files: dict[str, str], action: str, tag: str, withi
     assert actions_of(trail).count("execution.started") == 1 and len(completed) == 1, actions_of(trail)
     assert completed[0]["detail"]["status"] == "failed", completed[0]
     # AND the action's processes are gone, and the worker left no zombie behind
-    poll(lambda: not _alive(tag), f"the action's processes {running} to be gone", cloud, timeout=5)
+    poll(lambda: not _alive(tag) and not execution_processes(execution_id),
+         f"the action's processes {running} to be gone",
+         cloud, timeout=5)
     poll(lambda: not _zombie_children(worker), f"no unreaped child of the worker (pid {worker})", cloud, timeout=5)
     # AND the worker is the same process, and takes new work
     assert _worker_pid(cloud) == worker
@@ -155,7 +161,7 @@ def test_an_action_that_dies_of_sigterm_fails_with_a_timeout(cloud: Cloud) -> No
 
 def test_an_action_that_ignores_sigterm_is_killed_after_the_grace_period(cloud: Cloud) -> None:
     # GIVEN a python3 action with a 5 s timeout that ignores SIGTERM and sleeps 60 s
-    name = f"stubborn_{uuid.uuid4().hex[:8]}"  # the entry point is on its command line: the host's tag
+    name = f"stubborn_{uuid.uuid4().hex[:8]}"  # a cold start has the entry point on its command line: a tag
     files = _action(name, "python3", STUBBORN_PY, timeout=TIMEOUT_S)
     execution = _timed_out(cloud, files, name, name, within_s=TIMEOUT_S + GRACE_S + STOP_SLACK_S)
     # THEN it got the SIGTERM first, then the SIGKILL once the grace period was over
