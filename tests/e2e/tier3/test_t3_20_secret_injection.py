@@ -39,6 +39,7 @@ from tests.e2e.flow import (
     wait_final,
     webhook_trigger,
 )
+from tests.helpers.procs import execution_processes
 
 MASK = "********"
 
@@ -81,6 +82,8 @@ def run(api_key, label, echo=False):
         "read_own": {name: data is not None for name, data in own.items()},
         "own_environ_has_pythonpath": b"PYTHONPATH=" in (own["environ"] or b""),
         "in_own": [name for name, data in own.items() if data is not None and secret in data],
+        # (a zygote-forked action's /proc/self/environ is the zygote's: its environment as set after the fork)
+        "in_os_environ": [k for k, v in os.environ.items() if api_key in k or api_key in v],
         "proc_files_read": seen,
         "leaks": leaks,
     }
@@ -137,10 +140,11 @@ def _inspect_while_running(user: User, execution_id: int, secret: str, tag: str)
     poll(running, f"execution {execution_id}'s action to run", user.cloud)
     try:
         processes = _processes()
-        action = [pid for pid, files in processes.items() if tag.encode() in files.get("cmdline", b"")]
+        # (by its tag on a cold start's command line, or by its execution: a zygote-forked one has the zygote's)
+        action = [pid for pid, files in processes.items() if tag.encode() in files.get("cmdline", b"")] \
+            or execution_processes(execution_id)
         # (the check below can fail: the action's own process is there, with its environment readable)
-        assert action and all(b"ATTUNE_EXECUTION_ID=" in processes[pid].get("environ", b"") for pid in action), \
-            action
+        assert action and all(b"PYTHONPATH=" in processes.get(pid, {}).get("environ", b"") for pid in action), action
         leaks = [(pid, name) for pid, files in processes.items() for name, data in files.items()
                  if secret.encode() in data]
         assert leaks == [], leaks
@@ -158,7 +162,7 @@ def _check_received(execution: dict[str, Any], secret: str, label: str) -> None:
     # AND it is not in the action's own environ or cmdline (both read: the check could have found it)
     assert report["read_own"] == {"environ": True, "cmdline": True}, report
     assert report["own_environ_has_pythonpath"], report
-    assert report["in_own"] == [], report
+    assert report["in_own"] == [] and report["in_os_environ"] == [], report
     # AND not in the environ or cmdline of any process the action sees
     assert report["proc_files_read"] >= 2 and report["leaks"] == [], report
 

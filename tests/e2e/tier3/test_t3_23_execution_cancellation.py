@@ -29,6 +29,7 @@ from tests.e2e.flow import (
     unique_ref,
     wait_final,
 )
+from tests.helpers.procs import execution_processes
 from tests.helpers.procs import tagged_processes as _alive
 
 GRACE_S = float(os.environ.get("ATTUNE_ACTION_GRACE_SECONDS", "5"))
@@ -88,7 +89,8 @@ def _running(user: User, execution_id: int, tag: str | None = None) -> dict[str,
     def probe() -> dict[str, Any] | None:
         execution = get_execution(user, execution_id)
         assert execution["status"] in ("requested", "scheduled", "running"), execution
-        ready = execution["status"] == "running" and (tag is None or _alive(tag))
+        # (a tag on a cold start's command line; a zygote-forked python3 action has the zygote's: its execution)
+        ready = execution["status"] == "running" and (tag is None or _alive(tag) or execution_processes(execution_id))
         return execution if ready else None
 
     return poll(probe, f"execution {execution_id} to run", user.cloud)
@@ -139,7 +141,7 @@ def test_cancel_a_running_action(cloud: Cloud) -> None:
 
 
 def test_cancel_an_action_that_ignores_sigterm(cloud: Cloud) -> None:
-    # GIVEN a python3 action that ignores SIGTERM, running (its entry point name is its tag on the host)
+    # GIVEN a python3 action that ignores SIGTERM, running (a cold start's entry point name is its tag on the host)
     user = cloud.register("t323-kill")
     tag = f"attune-t323-{uuid.uuid4().hex[:12]}"
     ref = _pack(user, tag)
@@ -158,7 +160,8 @@ def test_cancel_an_action_that_ignores_sigterm(cloud: Cloud) -> None:
     assert result["exit_code"] == -9, result
     canceled_at = next(e for e in audit_trail(user, execution_id) if e["action"] == "execution.cancel_requested")
     assert (_at(execution["finished"]) - _at(canceled_at["at"])).total_seconds() >= GRACE_S, execution
-    poll(lambda: not _alive(name), "the killed action's process to be gone", cloud, timeout=5)
+    poll(lambda: not _alive(name) and not execution_processes(execution_id), "the killed action's process to be gone",
+         cloud, timeout=5)
 
 
 def test_cancel_a_scheduled_execution_before_it_starts(cloud: Cloud) -> None:
