@@ -22,38 +22,44 @@ WHERE id = ANY(%(ids)s)
 """
 # Claim by stamping sent_at and committing before the send: no row lock is held while SQS is
 # slow, so a consumer's acknowledgement (a DELETE of the row) never waits behind the relay.
-CLAIM_UNSENT = """
-UPDATE attune.outbox SET sent_at = clock_timestamp(), attempts = attempts + 1
-WHERE id IN (
-    SELECT id FROM attune.outbox
-    WHERE queue = %(queue)s AND sent_at IS NULL
-      AND created < clock_timestamp() - make_interval(secs => %(unsent_after)s)
-      AND available_at <= clock_timestamp() + make_interval(secs => 900)
-    ORDER BY id
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-)
-RETURNING id, queue, body,
-          greatest(0, ceil(extract(epoch FROM available_at - clock_timestamp())))::int AS delay_s
-"""
-CLAIM_UNACKED = """
-UPDATE attune.outbox SET sent_at = clock_timestamp(), attempts = attempts + 1
-WHERE id IN (
-    SELECT id FROM attune.outbox
+# One statement (one round trip, so it can run on its own, in autocommit): per queue, the oldest
+# unsent rows that are due and fit under the queue's in-flight cap (sent, unacknowledged rows),
+# then rows sent but not acknowledged in time; unsent first, at most `limit` in all. Every part
+# reads the snapshot from before the update, so a row stamped here is never also taken as unacked.
+CLAIM = """
+WITH flight AS (
+    SELECT queue, count(*) FILTER (WHERE sent_at IS NOT NULL) AS in_flight,
+           bool_or(sent_at IS NULL) AS waiting
+    FROM attune.outbox
+    GROUP BY queue
+), unsent AS (
+    SELECT c.id, 0 AS rank
+    FROM flight f CROSS JOIN LATERAL (
+        SELECT o.id FROM attune.outbox o
+        WHERE o.queue = f.queue AND o.sent_at IS NULL
+          AND o.created < clock_timestamp() - make_interval(secs => %(unsent_after)s)
+          AND o.available_at <= clock_timestamp() + make_interval(secs => 900)
+        ORDER BY o.id
+        LIMIT greatest(0, least(%(limit)s, %(max_in_flight)s - f.in_flight))
+        FOR UPDATE SKIP LOCKED
+    ) c
+    WHERE f.waiting
+), unacked AS (
+    SELECT id, 1 AS rank FROM attune.outbox
     WHERE sent_at < clock_timestamp() - make_interval(secs => %(unacked_after)s)
       AND available_at < clock_timestamp() - make_interval(secs => %(unacked_after)s)
     ORDER BY id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
+), picked AS (
+    SELECT id FROM (SELECT * FROM unsent UNION ALL SELECT * FROM unacked) due
+    ORDER BY rank, id
+    LIMIT %(limit)s
 )
-RETURNING id, queue, body, 0 AS delay_s
-"""
-# Sent and not yet acknowledged, per queue: what is on (or in) the queue now.
-IN_FLIGHT = """
-SELECT q.queue, count(o.id) FILTER (WHERE o.sent_at IS NOT NULL) AS in_flight,
-       count(o.id) FILTER (WHERE o.sent_at IS NULL) AS waiting
-FROM (SELECT DISTINCT queue FROM attune.outbox) q JOIN attune.outbox o ON o.queue = q.queue
-GROUP BY q.queue
+UPDATE attune.outbox o SET sent_at = clock_timestamp(), attempts = o.attempts + 1
+FROM picked WHERE o.id = picked.id
+RETURNING o.id, o.queue, o.body,
+          greatest(0, ceil(extract(epoch FROM o.available_at - clock_timestamp())))::int AS delay_s
 """
 UNMARK_SENT = "UPDATE attune.outbox SET sent_at = NULL WHERE id = ANY(%(ids)s)"
 
@@ -85,19 +91,12 @@ def claim_due(
     Unsent rows are claimed only while their queue holds fewer than `max_in_flight`
     unacknowledged messages: the database, not the queue, is the buffer, so a burst
     never piles thousands of messages onto a queue (moto's receive slows with depth;
-    SQS's does not, but a shallow queue also keeps redelivery cheap).
+    SQS's does not, but a shallow queue also keeps redelivery cheap). `cur` may be
+    in a transaction or in autocommit: the claim is one statement either way.
     """
-    claimed: list[dict[str, Any]] = []
-    cur.execute(IN_FLIGHT)
-    for row in cur.fetchall():
-        room = min(limit - len(claimed), max_in_flight - int(row["in_flight"]))
-        if room > 0 and row["waiting"]:
-            cur.execute(CLAIM_UNSENT, {"queue": row["queue"], "unsent_after": unsent_after, "limit": room})
-            claimed += cur.fetchall()
-    if len(claimed) < limit:
-        cur.execute(CLAIM_UNACKED, {"unacked_after": unacked_after, "limit": limit - len(claimed)})
-        claimed += cur.fetchall()
-    return claimed
+    cur.execute(CLAIM, {"unsent_after": unsent_after, "unacked_after": unacked_after, "limit": limit,
+                        "max_in_flight": max_in_flight})
+    return sorted(cur.fetchall(), key=lambda row: int(row["id"]))
 
 
 def unmark_sent(cur: Cursor, ids: list[int]) -> None:

@@ -17,6 +17,13 @@ EVENT_FIELDS = (
 EVENTS = Table("event", EVENT_FIELDS, frozenset({"trigger_id", "rule_id", "trace", "status"}),
                filter_conditions={"rule_id": EVENT_ENFORCED_BY_RULE})
 
+# The rules engine's transaction need not wait for its WAL flush (asynchronous commit): if the
+# database server itself crashes before the flush, the transaction is lost whole, including the
+# event's outbox acknowledgement, so the relay re-sends the event and it is evaluated again; a
+# later synchronous commit (the worker's claim of the execution it made) flushes it first. An
+# application crash loses nothing either way. What a user was answered (the webhook's event) and
+# what a worker claims or completes stay synchronous.
+ASYNC_COMMIT = "SET LOCAL synchronous_commit = off"
 FIND_WEBHOOK_TRIGGER = """
 SELECT id, tenant_id, type, enabled, webhook_secret FROM attune.trigger WHERE id = %(id)s
 """
@@ -59,6 +66,11 @@ WHERE id = %(id)s AND tenant_id = %(tenant_id)s AND status IN ('created', 'sched
 EXECUTION_CHAIN = """
 SELECT id, trace, depth FROM attune.execution WHERE id = %(id)s AND tenant_id = %(tenant_id)s
 """
+
+
+def commit_asynchronously(cur: Cursor) -> None:
+    """Let this transaction's commit return before its WAL is flushed (see ASYNC_COMMIT for when that is safe)."""
+    cur.execute(ASYNC_COMMIT)
 
 
 def find_trigger(cur: Cursor, trigger_id: int) -> dict[str, Any] | None:

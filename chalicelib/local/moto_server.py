@@ -41,9 +41,12 @@ from typing import IO, Any
 
 from chalicelib.local.moto_patches import (
     bound_sqs_deleted_receipts,
+    cache_moto_module_list,
+    cache_response_method_names,
     cheap_sqs_receive,
     count_calls,
     fix_step_functions_callbacks,
+    keep_alive_request_handler,
     track_model_instances_weakly,
 )
 
@@ -339,6 +342,8 @@ def _serve(port: int, *, auth: Credentials | None) -> None:
     bound_sqs_deleted_receipts()  # every deleted receipt handle
     fix_step_functions_callbacks()  # retried tasks get fresh tokens; failure causes are kept
     cheap_sqs_receive()  # a received message's retention check no longer scans its queue
+    cache_moto_module_list()  # no directory listing per request
+    cache_response_method_names()  # no class introspection per request
     app: WsgiApp = DomainDispatcherApplication(create_backend_app)
     if auth is not None:
         moto_settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
@@ -352,7 +357,7 @@ def _serve(port: int, *, auth: Credentials | None) -> None:
 
     signal.signal(signal.SIGINT, _exit)
     signal.signal(signal.SIGTERM, _exit)
-    run_simple(HOST, port, app, threaded=True, request_handler=MotoRequestHandler)
+    run_simple(HOST, port, app, threaded=True, request_handler=keep_alive_request_handler(MotoRequestHandler))
 
 
 TRACEMALLOC_ENV = "ATTUNE_MOTO_TRACEMALLOC"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import logging
 import pkgutil
 import threading
@@ -35,7 +36,9 @@ ERROR_BACKOFF_SECONDS = 1.0
 # Handled messages wait this long to be deleted together (DeleteMessageBatch takes 10): at a modest
 # rate each receive brings one message, and one delete call per message was a third of the
 # emulator's calls. A delete that comes late only risks a redelivery, which every handler absorbs.
-DELETE_LINGER_SECONDS = 0.05
+# The delete is off every execution's path, so waiting longer (0.2 s, was 0.05) costs no latency;
+# it only takes fewer, fuller calls (a sequential webhook's two deletes share one call with the next's).
+DELETE_LINGER_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,10 @@ class SqsPoller:
         self._done: list[dict[str, Any]] = []  # handled, waiting to be deleted in one batch
         self._done_lock = threading.Lock()
         self._done_waiting = threading.Event()
+        # Batches whose handler runs, by number: (their messages, when their visibility is next extended).
+        self._running: dict[int, tuple[list[dict[str, Any]], float]] = {}
+        self._running_lock = threading.Condition()
+        self._batch_ids = itertools.count()
 
     @property
     def queue_url(self) -> str:
@@ -188,6 +195,7 @@ class SqsPoller:
             thread.start()
             self._threads.append(thread)
         threading.Thread(target=self._delete_lingering, name=f"sqs-{self.binding.queue}-delete", daemon=True).start()
+        threading.Thread(target=self._keep_invisible, name=f"sqs-{self.binding.queue}-keeper", daemon=True).start()
         log.info("polling %s with %s (batch %d, %d threads)", self.binding.queue,
                  self.binding.handler, self.binding.batch_size, self.binding.concurrency)
 
@@ -207,6 +215,8 @@ class SqsPoller:
         except (BotoCoreError, ClientError) as exc:  # they come back after the visibility timeout
             log.warning("could not delete handled messages from %s: %s", self.binding.queue, exc)
         self._done_waiting.set()  # the lingering deleter sees the stop and ends
+        with self._running_lock:
+            self._running_lock.notify_all()  # and so does the keeper, once no handler runs
         return not any(t.is_alive() for t in self._threads)
 
     def _run(self) -> None:
@@ -248,10 +258,9 @@ class SqsPoller:
             max_runtime_ms=self.binding.timeout_seconds * 1000,
         )
         self.batches += 1
-        done_event = threading.Event()
-        keeper = threading.Thread(target=self._keep_invisible, args=(messages, done_event),
-                                  daemon=True)
-        keeper.start()
+        batch = next(self._batch_ids)
+        with self._running_lock:
+            self._running[batch] = (messages, time.monotonic() + self._keep_period())
         try:
             response = self._handler(event, context)
         except Exception:  # a handler error fails the batch, as in Lambda
@@ -259,8 +268,10 @@ class SqsPoller:
                           self.binding.handler, len(messages), self.binding.queue)
             return
         finally:
-            done_event.set()
-            keeper.join()
+            with self._running_lock:
+                self._running.pop(batch, None)
+                if self._stop.is_set():
+                    self._running_lock.notify_all()  # the keeper may end now
         keep = failed_ids(response, ids)
         if keep:
             log.info("%d of %d messages from %s failed; they return after the visibility "
@@ -268,24 +279,41 @@ class SqsPoller:
         done = [m for m in messages if m["MessageId"] not in keep]
         self._delete(done)
 
-    def _keep_invisible(self, messages: list[dict[str, Any]], done: threading.Event) -> None:
-        """Extend the batch's visibility while a long handler runs, so it is not redelivered.
+    def _keep_period(self) -> float:
+        return max(1.0, self._visibility / 3)  # two chances to extend before it would lapse
+
+    def _keep_invisible(self) -> None:
+        """Extend the visibility of batches whose handler runs long, so they are not redelivered.
 
         Lambda never needs this (a function's timeout is at most the queue's
         visibility timeout); a long-lived poller does, or a long action would
-        run twice. Quick handlers finish before the first extension.
+        run twice. Quick handlers finish before their first extension. One
+        thread per poller watches every running batch (a thread per batch cost
+        a thread start and join on every receive); it ends once the poller is
+        stopped and no handler runs any more.
         """
-        period = max(1.0, self._visibility / 3)  # two chances to extend before it would lapse
-        while not done.wait(period):
-            try:
-                client("sqs").change_message_visibility_batch(
-                    QueueUrl=self.queue_url,
-                    Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"],
-                              "VisibilityTimeout": self._visibility}
-                             for i, m in enumerate(messages)],
-                )
-            except (BotoCoreError, ClientError) as exc:
-                log.warning("could not extend visibility on %s: %s", self.binding.queue, exc)
+        while True:
+            with self._running_lock:
+                if self._stop.is_set() and not self._running:
+                    return
+                now = time.monotonic()
+                due = [(batch, messages) for batch, (messages, at) in self._running.items() if at <= now]
+                for batch, messages in due:
+                    self._running[batch] = (messages, now + self._keep_period())
+                if not due:
+                    nearest = min((at for _, at in self._running.values()), default=now + self._keep_period())
+                    self._running_lock.wait(max(0.01, nearest - now))
+                    continue
+            for _, messages in due:
+                try:
+                    client("sqs").change_message_visibility_batch(
+                        QueueUrl=self.queue_url,
+                        Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"],
+                                  "VisibilityTimeout": self._visibility}
+                                 for i, m in enumerate(messages)],
+                    )
+                except (BotoCoreError, ClientError) as exc:
+                    log.warning("could not extend visibility on %s: %s", self.binding.queue, exc)
 
     def _delete(self, messages: list[dict[str, Any]]) -> None:
         """Queue handled messages for deletion: at once when ten wait, else within DELETE_LINGER_SECONDS."""

@@ -15,11 +15,13 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
+
 from chalicelib.aws import queues
 from chalicelib.config import settings
 from chalicelib.core.errors import AttuneError
 from chalicelib.db import outbox
-from chalicelib.db.pool import Cursor, system_tx
+from chalicelib.db.pool import Cursor, system_tx, translate
 
 log = logging.getLogger(__name__)
 
@@ -89,14 +91,19 @@ def publish(messages: list[Pending]) -> None:
         log.warning("send after commit failed (%s); the relay will retry", exc)
 
 
-def relay_once(limit: int = 200, unacked_after: float | None = None, unsent_after: float | None = None) -> int:
+def relay_once(
+    limit: int = 200, unacked_after: float | None = None, unsent_after: float | None = None, *,
+    claim_on: Cursor | None = None,
+) -> int:
     """One sweep: send rows never sent or never acknowledged; how many were sent.
 
     Rows are claimed (sent_at stamped) and committed first, then sent outside any
-    transaction; rows whose send failed are made due again.
+    transaction; rows whose send failed are made due again. The claim is one
+    statement: on `claim_on` (an autocommit cursor, the relay's own connection) it
+    costs one round trip, in a `system_tx` four (begin, set-up, claim, commit).
     """
-    with system_tx() as cur:
-        rows = outbox.claim_due(
+    def claim(cur: Cursor) -> list[dict[str, Any]]:
+        return outbox.claim_due(
             cur,
             unsent_after=UNSENT_AFTER_S if unsent_after is None else unsent_after,
             # A sent message nobody acknowledged within ATTUNE_OUTBOX_RESEND_AFTER_SECONDS (30) was
@@ -106,6 +113,15 @@ def relay_once(limit: int = 200, unacked_after: float | None = None, unsent_afte
             limit=limit,
             max_in_flight=max_in_flight(),
         )
+
+    if claim_on is not None:
+        try:
+            rows = claim(claim_on)
+        except psycopg.Error as exc:
+            raise translate(exc) from exc
+    else:
+        with system_tx() as cur:
+            rows = claim(cur)
     if not rows:
         return 0
     pending = [Pending(r["id"], r["queue"], {**r["body"], "outbox_id": r["id"]}, delay_s=int(r["delay_s"]))
@@ -115,7 +131,8 @@ def relay_once(limit: int = 200, unacked_after: float | None = None, unsent_afte
     except AttuneError as exc:
         log.warning("relay send failed (%s); will retry", exc)
         sent = []
-    failed = [p.id for p in pending if p.id not in set(sent)]
+    accepted = set(sent)
+    failed = [p.id for p in pending if p.id not in accepted]
     if failed:
         with system_tx() as cur:
             outbox.unmark_sent(cur, failed)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import psycopg
+from psycopg.rows import DictRow, dict_row
 
 from chalicelib import datastore
 from chalicelib.core.errors import AttuneError
@@ -38,38 +39,101 @@ def _purge_expired() -> int:
         return datastore.purge_expired(cur)
 
 
-def _listen() -> psycopg.Connection[Any] | None:
-    """A connection LISTENing for new outbox rows; None when it cannot be had (the sweep still runs)."""
-    try:
-        conn = psycopg.connect(database_url(), autocommit=True)
-        conn.execute("LISTEN attune_outbox")
-        return conn
-    except psycopg.Error as exc:
-        log.warning("cannot LISTEN for outbox rows (%s); sweeping only", exc)
-        return None
+LISTEN_RETRY_S = 1.0
+LISTEN_SQL = "LISTEN attune_outbox"
+SET_APP_ROLE = "SET ROLE attune_app"  # the pool's role (chalicelib.db.pool): no more than the app may do
+# A claim lost to a database crash before its WAL flush only leaves its rows unsent: they are sent
+# again (consumers are idempotent). So the relay's claims never wait for the flush.
+ASYNC_COMMIT = "SET synchronous_commit = off"
 
 
-def _wait(conn: psycopg.Connection[Any] | None, timeout: float) -> bool:
-    """Wait up to `timeout` for a new-row notification; whether one came."""
-    if conn is None or timeout <= 0:
-        return False
-    try:
-        return any(True for _ in conn.notifies(timeout=timeout, stop_after=1))
-    except psycopg.Error:
-        return False
+class Listener:
+    """The relay's own autocommit connection: it LISTENs for new outbox rows and claims them.
+
+    Claiming on it costs one round trip (the claim is one statement) instead of
+    a pooled transaction's four, on the path of every message. Notifications
+    that arrive while a claim runs are kept by psycopg and returned by the next
+    wait, so none is missed. A broken connection is closed and reopened at most
+    every `LISTEN_RETRY_S`; meanwhile the relay sweeps on its period only.
+    """
+
+    def __init__(self) -> None:
+        self._conn: psycopg.Connection[DictRow] | None = None
+        self._retry_at = 0.0
+
+    def _connection(self) -> psycopg.Connection[DictRow] | None:
+        if self._conn is None and time.monotonic() >= self._retry_at:
+            try:
+                conn = psycopg.connect(database_url(), autocommit=True, row_factory=dict_row)
+                conn.execute(SET_APP_ROLE)
+                conn.execute(ASYNC_COMMIT)
+                conn.execute(LISTEN_SQL)
+                self._conn = conn
+            except psycopg.Error as exc:
+                log.warning("cannot LISTEN for outbox rows (%s); sweeping only", exc)
+                self._retry_at = time.monotonic() + LISTEN_RETRY_S
+        return self._conn
+
+    def _broken(self, exc: BaseException) -> None:
+        log.warning("the outbox listener's connection failed (%s); reconnecting", exc)
+        self.close()
+        self._retry_at = time.monotonic() + LISTEN_RETRY_S
+
+    def cursor(self) -> psycopg.Cursor[DictRow] | None:
+        """An autocommit cursor to claim with; None while there is no connection."""
+        conn = self._connection()
+        return None if conn is None else conn.cursor()
+
+    def wait(self, stop: threading.Event, timeout: float) -> bool:
+        """Wait up to `timeout` for a new-row notification (or `stop`); whether one came."""
+        if timeout <= 0:
+            return False
+        conn = self._connection()
+        if conn is None:
+            stop.wait(min(timeout, LISTEN_RETRY_S))
+            return False
+        try:
+            return any(True for _ in conn.notifies(timeout=timeout, stop_after=1))
+        except psycopg.Error as exc:
+            self._broken(exc)
+            return False
+
+    def claim_failed(self) -> None:
+        """A claim on the connection failed: if the connection is why, reopen it."""
+        if self._conn is not None and self._conn.broken:
+            self._broken(RuntimeError("connection lost during a claim"))
+
+    def close(self) -> None:
+        """Close the connection (if open)."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
 
 def serve(stop: threading.Event, ready: threading.Event) -> None:
     """Run the duties on their periods until `stop` is set; send new outbox rows the moment they commit."""
+    listener = Listener() if not inline_publish() else None
+
+    def relay(**kwargs: Any) -> int:
+        # The sweep and the wake-up claim on the listener's connection when there is one (one round trip).
+        cur = listener.cursor() if listener is not None else None
+        try:
+            return relay_once(**kwargs, claim_on=cur)
+        except AttuneError:
+            if listener is not None:
+                listener.claim_failed()
+            raise
+
     duties: list[tuple[str, float, Callable[[], int]]] = [
-        ("outbox relay", SWEEP_EVERY_S, relay_once),
+        ("outbox relay", SWEEP_EVERY_S, relay),
         ("reaper", REAP_EVERY_S, reap_once),
         ("workflow sweep", WORKFLOW_SWEEP_EVERY_S, sweep_workflows),
         ("datastore purge", PURGE_EVERY_S, _purge_expired),
         ("rate limit prune", PURGE_EVERY_S, ratelimits.prune),
     ]
     due = dict.fromkeys((name for name, _, _ in duties), 0.0)
-    listener = _listen() if not inline_publish() else None
+    if listener is not None:
+        listener.cursor()  # LISTEN before the start-up re-send, so no row committed meanwhile waits a sweep
     try:
         resent = resend_unacknowledged()
         if resent:
@@ -83,12 +147,13 @@ def serve(stop: threading.Event, ready: threading.Event) -> None:
             if now >= due[name]:
                 due[name] = now + every
                 _run(name, duty)
-        if _wait(listener, min(due.values()) - time.monotonic()):
+        timeout = min(due.values()) - time.monotonic()
+        if listener is None:
+            stop.wait(max(0.0, timeout))
+        elif listener.wait(stop, timeout):
             # New rows committed: send everything unsent now, until nothing is left.
-            while _run("outbox send", functools.partial(relay_once, limit=500, unsent_after=0.0)) >= 500:
+            while _run("outbox send", functools.partial(relay, limit=500, unsent_after=0.0)) >= 500:
                 pass
-        elif listener is None:
-            stop.wait(max(0.0, min(due.values()) - time.monotonic()))
     if listener is not None:
         listener.close()
 

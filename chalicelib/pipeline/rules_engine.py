@@ -95,7 +95,10 @@ def _enforce(
 def process_event(message: EventMessage) -> list[Pending]:
     """Evaluate one event against its trigger's rules; the messages to publish after commit."""
     pending: list[Pending] = []
-    with system_tx() as cur:
+    # Pipelined: statements whose results are not read (audit entries, the enforcement's move, the
+    # acknowledgement...) go out with the next query that is, not each in a round trip of its own.
+    with system_tx() as cur, cur.connection.pipeline():
+        pipeline.commit_asynchronously(cur)  # safe here: a lost commit is evaluated again (db/pipeline.py)
         event = pipeline.load_event(cur, message.tenant_id, message.event_id)
         if event is not None:
             base = _context(cur, event)

@@ -43,7 +43,7 @@ from chalicelib.db.pool import system_tx
 from chalicelib.executions import lifecycle, open_secrets
 from chalicelib.models.messages import ExecutionMessage
 from chalicelib.pipeline.outbox import publish
-from chalicelib.runners import RunRequest, runner_for, runner_types
+from chalicelib.runners import RunRequest, runner_for, runner_types, zygote
 from chalicelib.runners.remote import dependency_refusal
 from chalicelib.stopping import grace_of
 from chalicelib.worker import deps
@@ -149,7 +149,8 @@ class Worker:
         transaction, so raising there retries the message with nothing changed.
         """
         claimed: lifecycle.Moved | None = None
-        with system_tx() as cur:
+        # Pipelined: the audit entry and the acknowledgement go out together, not a round trip each.
+        with system_tx() as cur, cur.connection.pipeline():
             row = executions_db.load_for_run(cur, message.tenant_id, message.execution_id)
             if row is None or row["status"] != status.SCHEDULED:
                 outbox.ack(cur, message.outbox_id)  # a redelivery, a cancel, or not ours to know: done
@@ -357,7 +358,7 @@ class Worker:
     @staticmethod
     def _record(job: Job, final: str, result: dict[str, Any], duration_s: float, cause: str) -> bool:
         """Complete the execution (or, when its retry policy covers this failure, schedule the next attempt)."""
-        with system_tx() as cur:
+        with system_tx() as cur, cur.connection.pipeline():  # the audit entry and the enforcement's move together
             moved = lifecycle.complete(
                 cur, job.tenant_id, job.execution_id, final=final, result=result, actor=job.actor,
                 detail={"duration_s": duration_s}, retry_policy=job.spec.retry if job.spec else None, cause=cause,
@@ -381,6 +382,7 @@ class Worker:
             log.warning("worker shutdown: stopping %d action(s) still running", stopped)
             self.slots.wait_idle(self.cfg.action_grace_s + SHUTDOWN_MARGIN_S)
         self.heartbeat.stop()
+        zygote.pool().close()  # the tenants' sandboxes go with the worker, not only at interpreter exit
         if self.slots.busy() == 0:
             self.packs.clear()
 

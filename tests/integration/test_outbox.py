@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
+import psycopg
+
 from chalicelib.db import outbox
 from chalicelib.db.pool import system_tx
+from chalicelib.pipeline import relay
+
+# Every other backend LISTENing on the outbox channel (the test's listener): as if its connection broke.
+TERMINATE_LISTENERS = """
+SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+WHERE query = 'LISTEN attune_outbox' AND pid <> pg_backend_pid()
+"""
 
 
 def _claim(max_in_flight: int, unacked_after: float = 300.0) -> list[int]:
@@ -36,3 +48,62 @@ def test_unacknowledged_rows_are_claimed_again(db: str) -> None:
     assert _claim(10) == []
     # A message presumed lost (unacknowledged past the limit) is sent again
     assert _claim(10, unacked_after=0.0) == [first]
+
+
+def test_one_claim_never_takes_a_row_twice_and_unsent_rows_come_first(db: str) -> None:
+    # GIVEN one row sent long ago (never acknowledged) and two never sent
+    with system_tx() as cur:
+        lost = outbox.enqueue(cur, "work", {"n": 0})
+    assert _claim(10) == [lost]
+    with system_tx() as cur:
+        fresh = [outbox.enqueue(cur, "work", {"n": i}) for i in (1, 2)]
+    # WHEN a claim takes everything unsent and everything unacknowledged at once (the relay's start-up re-send)
+    with system_tx() as cur:
+        rows = outbox.claim_due(cur, unsent_after=0.0, unacked_after=0.0, limit=2, max_in_flight=10)
+    # THEN the unsent rows come first within the limit, each once (a row stamped by this claim is not
+    # also taken as unacknowledged, which claiming in two statements did)
+    assert [r["id"] for r in rows] == fresh
+    with system_tx() as cur:
+        rows = outbox.claim_due(cur, unsent_after=0.0, unacked_after=0.0, limit=10, max_in_flight=10)
+    assert sorted(r["id"] for r in rows) == sorted([lost, *fresh])
+
+
+def test_a_claim_runs_in_autocommit_on_the_relays_own_connection(db: str) -> None:
+    # GIVEN the relay's listener connection (autocommit, the app's role, no pooled transaction)
+    listener = relay.Listener()
+    try:
+        cur = listener.cursor()
+        assert cur is not None
+        with system_tx() as tx:
+            first = outbox.enqueue(tx, "events", {"n": 1})
+        # WHEN it claims THEN the row is claimed, and committed at once: a second claim finds nothing
+        claimed = outbox.claim_due(cur, unsent_after=0.0, unacked_after=300.0, limit=10, max_in_flight=10)
+        assert [r["id"] for r in claimed] == [first] and claimed[0]["delay_s"] == 0
+        with system_tx() as tx:
+            assert outbox.claim_due(tx, unsent_after=0.0, unacked_after=300.0, limit=10, max_in_flight=10) == []
+    finally:
+        listener.close()
+
+
+def test_the_listener_wakes_on_a_new_row_and_survives_losing_its_connection(db: str) -> None:
+    stop = threading.Event()
+    listener = relay.Listener()
+    try:
+        assert listener.cursor() is not None  # connected and LISTENing
+        assert not listener.wait(stop, 0.05)  # nothing new
+        with system_tx() as cur:
+            outbox.enqueue(cur, "work", {"n": 1})
+        assert listener.wait(stop, 5.0)  # woken by the commit
+        # WHEN its connection is killed THEN a wait says "nothing" instead of spinning, and it reconnects
+        with psycopg.connect(db, autocommit=True) as admin:
+            admin.execute(TERMINATE_LISTENERS)
+        deadline = time.monotonic() + 10
+        woke = False
+        while time.monotonic() < deadline and not woke:
+            listener.wait(stop, 0.2)  # the first one notices the loss; later ones reconnect
+            with system_tx() as cur:
+                outbox.enqueue(cur, "work", {"n": 2})
+            woke = listener.wait(stop, 0.5)
+        assert woke
+    finally:
+        listener.close()

@@ -1,0 +1,173 @@
+"""The emulator's per-request costs (issue 14): kept-alive connections, one write per answer, no per-request scans.
+
+The keep-alive handler is served by werkzeug's own development server, as the
+local cloud's moto is, in front of small WSGI applications that behave like
+moto's (reading the body, or not; HEAD answers; errors), so each rule of when
+a connection may serve another request is checked on the wire.
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import socket
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import boto3
+from moto import mock_aws
+from moto.moto_server.werkzeug_app import MotoRequestHandler
+from werkzeug.serving import make_server
+
+from chalicelib.local.moto_patches import (
+    _Body,
+    cache_moto_module_list,
+    cache_response_method_names,
+    keep_alive_request_handler,
+)
+
+StartResponse = Callable[..., Any]
+Environ = dict[str, Any]
+App = Callable[[Environ, StartResponse], Iterable[bytes]]
+
+
+@contextmanager
+def served(app: App) -> Iterator[tuple[int, list[str]]]:
+    """`app` behind werkzeug's threaded server with the keep-alive handler; (port, the peer port of each request)."""
+    peers: list[str] = []
+
+    def recording(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        peers.append(str(environ["REMOTE_PORT"]))
+        return app(environ, start_response)
+
+    server = make_server("127.0.0.1", 0, recording, threaded=True,
+                         request_handler=keep_alive_request_handler(MotoRequestHandler))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_port, peers
+    finally:
+        server.shutdown()
+        thread.join(10)
+
+
+def echo(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    """Answers with the request body it read (as moto reads a form or JSON body)."""
+    body = environ["wsgi.input"].read()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"got:", body]
+
+
+def ignores_body(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    """Answers without reading the body (an error raised before moto parses the request)."""
+    start_response("403 Forbidden", [("Content-Length", "2")])
+    return [b"no"]
+
+
+def test_one_connection_serves_many_requests_each_answered_in_full() -> None:
+    # GIVEN the keep-alive handler WHEN three requests go over one connection
+    with served(echo) as (port, peers):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        answers = []
+        for i in range(3):
+            conn.request("POST", "/", body=f"n={i}".encode())
+            resp = conn.getresponse()
+            answers.append((resp.status, resp.read(), resp.getheader("Connection")))
+        conn.close()
+    # THEN each is answered, with its length, and none closes the connection
+    assert answers == [(200, f"got:n={i}".encode(), None) for i in range(3)]
+    assert len(set(peers)) == 1  # one client socket served all three
+
+
+def test_an_unread_body_is_drained_so_the_next_request_is_parsed_right() -> None:
+    # GIVEN an application that never reads the body WHEN two requests with bodies share a connection
+    with served(ignores_body) as (port, peers):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        statuses = []
+        for _ in range(2):
+            conn.request("POST", "/", body=b"x" * 100_000)
+            resp = conn.getresponse()
+            statuses.append((resp.status, resp.read()))
+        conn.close()
+    # THEN both are answered (the first body did not become the second request line)
+    assert statuses == [(403, b"no"), (403, b"no")]
+    assert len(set(peers)) == 1
+
+
+def test_head_keeps_the_applications_length_and_sends_no_body() -> None:
+    def head(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        start_response("200 OK", [("Content-Length", "1234")])  # an object's size, as S3's HeadObject says
+        return [b""]
+
+    with served(head) as (port, _):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("HEAD", "/bucket/key")
+        resp = conn.getresponse()
+        assert resp.status == 200 and resp.getheader("Content-Length") == "1234" and resp.read() == b""
+        conn.request("POST", "/", body=b"after")  # the connection is still in step
+        assert conn.getresponse().status == 200
+        conn.close()
+
+
+def test_a_chunked_request_is_answered_and_its_connection_closed() -> None:
+    # GIVEN a request whose body's end only the chunks tell (werkzeug dechunks it)
+    with served(echo) as (port, _), socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     b"5\r\nhello\r\n0\r\n\r\n")
+        reply = b""
+        while chunk := sock.recv(65536):  # the server closes: recv returns b"" at the end
+            reply += chunk
+    # THEN it is answered with the body, and the server says it closes the connection
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"Connection: close" in head and body == b"got:hello"
+
+
+def test_an_application_error_is_a_500_and_closes_the_connection() -> None:
+    def broken(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        raise RuntimeError("boom")
+
+    with served(broken) as (port, _):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("POST", "/", body=b"x")
+        resp = conn.getresponse()
+        assert resp.status == 500 and resp.getheader("Connection") == "close"
+        resp.read()
+        conn.close()
+
+
+def test_a_response_leaves_in_one_send() -> None:
+    """Status line, headers and body go out in one segment (no Nagle wait between a header and a body write)."""
+    with served(echo) as (port, _), socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab")
+        first = sock.recv(65536)  # what one send delivered
+    assert first.startswith(b"HTTP/1.1 200") and first.endswith(b"\r\n\r\ngot:ab")
+
+
+def test_the_body_reader_stops_at_the_length_and_drains_the_rest() -> None:
+    stream = io.BytesIO(b"abcdefNEXT")
+    body = _Body(stream, 6)
+    assert body.read(2) == b"ab" and body.readline() == b"cdef" and body.read() == b""
+    assert body.drain() and stream.read() == b"NEXT"
+    short = _Body(io.BytesIO(b"abc"), 10)  # the client went away mid-body
+    assert not short.drain()
+
+
+def test_sqs_still_works_with_the_module_list_and_method_names_cached() -> None:
+    # GIVEN both caches WHEN SQS is used in-process THEN it answers as before, and the caches hold
+    cache_moto_module_list()
+    cache_response_method_names()
+    from moto import backends
+    from moto.core import responses
+
+    assert "sqs" in backends.list_of_moto_modules() and "__pycache__" not in backends.list_of_moto_modules()
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        url = sqs.create_queue(QueueName="cached")["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody="x")
+        assert sqs.receive_message(QueueUrl=url)["Messages"][0]["Body"] == "x"
+    names = vars(responses)["method_names_from_class"]
+    from moto.sqs.responses import SQSResponse
+
+    assert names(SQSResponse) is names(SQSResponse) and "receive_message" in names(SQSResponse)
