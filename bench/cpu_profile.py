@@ -3,7 +3,8 @@
 The supervisor publishes its own pid, every role's and the emulators' in
 `<data_dir>/cloud.json`; a role's figure is its own process plus what its
 children used (action subprocesses are the worker's children, reaped by it,
-so `cpu_times().children_*` holds them once they exit). PostgreSQL is its
+so `cpu_times().children_*` holds them once they exit; the actions a live
+zygote forked are in that zygote's own children's times). PostgreSQL is its
 postmaster and every backend; moto is its server process. Sampling before
 and after a steady load and dividing by the executions completed in between
 gives the figure that is reproducible from run to run, and that says which
@@ -77,7 +78,8 @@ def sample(data_dir: Path) -> Sample:
         if name != "supervisor":  # the supervisor's children are the roles, counted on their own
             for child in _tree(pid)[1:]:
                 with contextlib.suppress(psutil.NoSuchProcess):
-                    live += sum(_own_and_children(child)[:1])
+                    # its own time and its reaped children's: a zygote's are the actions it forked
+                    live += sum(_own_and_children(child))
         if name == "postgres":  # backends are the server's work, not a separate role
             own[name], children[name] = mine + live + reaped, 0.0
         else:

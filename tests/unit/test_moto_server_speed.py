@@ -17,10 +17,12 @@ from contextlib import contextmanager
 from typing import Any
 
 import boto3
+import pytest
 from moto import mock_aws
 from moto.moto_server.werkzeug_app import MotoRequestHandler
 from werkzeug.serving import make_server
 
+from chalicelib.local import moto_patches
 from chalicelib.local.moto_patches import (
     _Body,
     cache_moto_module_list,
@@ -66,7 +68,19 @@ def ignores_body(environ: Environ, start_response: StartResponse) -> Iterable[by
     return [b"no"]
 
 
-def test_one_connection_serves_many_requests_each_answered_in_full() -> None:
+def test_connections_close_after_each_answer_by_default() -> None:
+    # GIVEN the handler as the local cloud runs it (KEEP_ALIVE off: see its comment)
+    with served(echo) as (port, _peers):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        conn.request("POST", "/", body=b"one")
+        resp = conn.getresponse()
+        # THEN the answer is whole and says the connection closes
+        assert (resp.status, resp.read(), resp.getheader("Connection")) == (200, b"got:one", "close")
+        conn.close()
+
+
+def test_one_connection_serves_many_requests_each_answered_in_full(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(moto_patches, "KEEP_ALIVE", True)
     # GIVEN the keep-alive handler WHEN three requests go over one connection
     with served(echo) as (port, peers):
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
@@ -81,7 +95,8 @@ def test_one_connection_serves_many_requests_each_answered_in_full() -> None:
     assert len(set(peers)) == 1  # one client socket served all three
 
 
-def test_an_unread_body_is_drained_so_the_next_request_is_parsed_right() -> None:
+def test_an_unread_body_is_drained_so_the_next_request_is_parsed_right(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(moto_patches, "KEEP_ALIVE", True)
     # GIVEN an application that never reads the body WHEN two requests with bodies share a connection
     with served(ignores_body) as (port, peers):
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
