@@ -93,3 +93,11 @@ def test_core_local_cmd_with_json_output_becomes_the_output() -> None:
     result = _run({"cmd": f"echo '{json.dumps(doc)}'"}, entry_point="actions/local.sh", pack_dir=CORE)
     assert result.status == "succeeded", result.stderr
     assert result.output == doc
+
+
+def test_core_local_cmd_sees_dollar_zero_as_bash_c_would_set_it() -> None:
+    # GIVEN a cmd that prints $0 and its arguments (core.local evaluates it in its own bash, no second one)
+    result = _run({"cmd": 'echo "$0" "$#"'}, entry_point="actions/local.sh", pack_dir=CORE)
+    # THEN $0 reads "bash", as under `bash -c`, not the wrapper's path, and it has no positional arguments
+    assert result.status == "succeeded", result.stderr
+    assert result.stdout == "bash 0\n"
