@@ -6,15 +6,17 @@ problem, so a failed execution says exactly what to fix.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from chalicelib.core.packs import apply_defaults, parameters_schema, secret_names
+from chalicelib.core.packs import parameters_schema, parse_parameters, secret_names
 
 
 def _describe(error: ValidationError) -> str:
@@ -29,17 +31,38 @@ def _describe(error: ValidationError) -> str:
     return f"{where}: {error.message}"
 
 
+@dataclass(frozen=True)
+class _Compiled:
+    """One declared parameter map, parsed and turned into its validator once."""
+
+    defaults: tuple[tuple[str, Any], ...]
+    validator: Draft202012Validator
+
+
 @lru_cache(maxsize=512)
-def _validator(frozen: str) -> Draft202012Validator:
-    return Draft202012Validator(json.loads(frozen))
+def _compiled(frozen: str) -> _Compiled:
+    """Parsing a declaration checks each parameter's own schema (0.7 ms for `core.local`'s one): once per action.
+
+    Every execution of an action asks with the same declaration, and on the
+    rules engine's path that parse was almost half of its work per event.
+    """
+    declared = json.loads(frozen)
+    specs = parse_parameters(declared)
+    defaults = tuple((name, spec.default) for name, spec in specs.items() if spec.has_default())
+    return _Compiled(defaults, Draft202012Validator(parameters_schema(specs)))
 
 
 def check(declared: Mapping[str, Any], given: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """The parameters to run with (defaults applied) and the problems found (empty when valid)."""
-    params = apply_defaults(declared, given)
-    schema = parameters_schema(declared)
-    validator = _validator(json.dumps(schema, sort_keys=True))
-    errors = sorted(validator.iter_errors(params), key=lambda e: (list(e.absolute_path), e.message))
+    """The parameters to run with (defaults applied) and the problems found (empty when valid).
+
+    Raises `ValidationFailed` for a declaration that is itself invalid, as parsing it always did.
+    """
+    compiled = _compiled(json.dumps(declared, sort_keys=True, default=str))
+    params = dict(given)
+    for name, default in compiled.defaults:
+        if name not in params:
+            params[name] = copy.deepcopy(default)  # the cached default is shared: each run gets its own
+    errors = sorted(compiled.validator.iter_errors(params), key=lambda e: (list(e.absolute_path), e.message))
     return params, [_describe(e) for e in errors]
 
 

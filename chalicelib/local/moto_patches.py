@@ -472,3 +472,54 @@ def keep_alive_request_handler(base: type[Any]) -> type[Any]:
             self.wfile.flush()
 
     return KeepAliveRequestHandler
+
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+SQS_JSON_TARGET = "AmazonSQS."
+
+
+def direct_sqs_json(app: WsgiApp) -> WsgiApp:
+    """`app` (moto's dispatcher) with SQS's JSON-protocol requests handed straight to moto's SQS handler.
+
+    Every boto3 SQS call is a POST to `/` with `X-Amz-Target: AmazonSQS.<Action>`.
+    moto's dispatcher finds the service for each request under one global
+    lock (inferring it from the signature's credential scope), then runs it
+    through a Flask app (request context, URL map, CORS, response object)
+    whose only route for that path calls `SQSResponse.dispatch`. Measured in
+    process (send, receive, delete in a loop, signed, with boto3's own cost
+    included): 1.79 -> 1.45 ms a call; the emulator's lock is no longer held
+    per SQS request. The handler is the same one, with the same request type
+    (moto's, as its server builds it), so the signature check, the parsing,
+    the backend and the errors moto answers are unchanged; a `ClientError`
+    becomes the 400 moto's Flask wrapper makes of it. Anything else (the
+    query protocol, other services, other paths) goes to `app` as before.
+    """
+    from http import HTTPStatus
+
+    from botocore.exceptions import ClientError
+    from moto.core.request import Request
+    from moto.sqs.responses import SQSResponse
+
+    class ServerRequest(Request):
+        from_wsgi_server = True  # as moto's own server marks what it receives
+
+    def sqs_or_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if environ.get("PATH_INFO") != "/" or environ.get("REQUEST_METHOD") != "POST" \
+                or not target.startswith(SQS_JSON_TARGET):
+            return app(environ, start_response)
+        request = ServerRequest(environ)
+        try:
+            result = SQSResponse.dispatch(request, request.raw_url, dict(request.headers))
+        except ClientError as exc:
+            result = 400, {}, exc.response["Error"]["Message"]
+        status, headers, content = result if len(result) == 3 else (200, {}, result)
+        body = content.encode() if isinstance(content, str) else bytes(content or b"")
+        code = int(status)
+        start_response(f"{code} {HTTPStatus(code).phrase}",
+                       [(name, str(value)) for name, value in headers.items()
+                        if name.lower() not in ("status", "content-length")]
+                       + [("Content-Length", str(len(body)))])
+        return [body]
+
+    return sqs_or_app

@@ -45,6 +45,7 @@ from chalicelib.local.moto_patches import (
     cache_response_method_names,
     cheap_sqs_receive,
     count_calls,
+    direct_sqs_json,
     fix_step_functions_callbacks,
     keep_alive_request_handler,
     track_model_instances_weakly,
@@ -344,7 +345,7 @@ def _serve(port: int, *, auth: Credentials | None) -> None:
     cheap_sqs_receive()  # a received message's retention check no longer scans its queue
     cache_moto_module_list()  # no directory listing per request
     cache_response_method_names()  # no class introspection per request
-    app: WsgiApp = DomainDispatcherApplication(create_backend_app)
+    app: WsgiApp = direct_sqs_json(DomainDispatcherApplication(create_backend_app))  # SQS skips the dispatcher
     if auth is not None:
         moto_settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
         install_platform_user(auth)

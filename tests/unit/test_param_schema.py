@@ -9,6 +9,7 @@ from jsonschema import Draft202012Validator
 
 from chalicelib.core.errors import ValidationFailed
 from chalicelib.core.packs import apply_defaults, dump_parameters, parameters_schema, parse_parameters, secret_names
+from chalicelib.core.params import check
 from chalicelib.models.packs import ActionFields
 
 PARAMS: dict[str, Any] = {
@@ -120,3 +121,27 @@ def test_dump_keeps_what_the_author_declared() -> None:
     dumped = dump_parameters(parsed)
     assert dumped == PARAMS
     assert dump_parameters(parse_parameters(dumped)) == dumped
+
+
+def test_check_applies_defaults_and_names_each_problem() -> None:
+    declared = {"cmd": {"type": "string", "required": True}, "n": {"type": "integer", "default": 2}}
+    assert check(declared, {"cmd": "true"}) == ({"cmd": "true", "n": 2}, [])
+    assert check(declared, {"n": "x", "extra": 1}) == (
+        {"n": "x", "extra": 1}, ["Missing required parameter: cmd", "Unknown parameter: extra",
+                                 "Parameter 'n': 'x' is not of type 'integer'"])
+
+
+def test_check_gives_each_execution_its_own_copy_of_a_default() -> None:
+    """The parsed declaration is kept between executions; a run that changes its default must not change the next's."""
+    declared = {"tags": {"type": "array", "default": ["a"]}}
+    first, _ = check(declared, {})
+    first["tags"].append("changed")
+    assert check(declared, {}) == ({"tags": ["a"]}, [])
+
+
+def test_check_refuses_an_invalid_declaration_every_time() -> None:
+    """Only good declarations are kept: a bad one is refused again on the next execution, not let through."""
+    declared = {"n": {"type": "integer", "pattern": "x"}}
+    for _ in range(2):
+        with pytest.raises(ValidationFailed, match="pattern"):
+            check(declared, {"n": 1})
