@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from chalicelib.local.moto_patches import (
+    WsgiApp,
     bound_sqs_deleted_receipts,
     cache_moto_module_list,
     cache_response_method_names,
@@ -295,7 +296,6 @@ def verify_bodyless_requests_as_signed() -> None:
     IAMRequestBase._create_aws_request = create  # type: ignore[method-assign]
 
 
-WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 def refuse_unauthenticated(app: WsgiApp) -> WsgiApp:
