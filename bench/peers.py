@@ -13,7 +13,9 @@ shared with other work is noisy; the load average is in the JSON):
 - latency: 100 sequential webhooks 50 ms apart, webhook sent -> execution
   finished (ours, from PostgreSQL's clock; the event and work queue hops are
   all there) against n8n's sync webhook round trip (it answers once the Code
-  node ran);
+  node ran), with both systems up, in `ATTUNE_PEERS_ROUNDS` (5) rounds that
+  alternate between them: the machine's speed drifts within seconds;
+- idle CPU: each whole system's CPU over 10 s with nothing to do;
 - memory: PSS of each whole system (every process) at idle and after the load;
 - start-up: process start -> first webhook served, for `attune dev` on an
   installed checkout (a data dir that has run before) and for n8n.
@@ -40,7 +42,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -257,7 +259,17 @@ def sequential(post: Callable[[int], Sent], count: int, gap_s: float) -> list[Se
     return out
 
 
-def attune_latency(system: Attune, kind: str, count: int, gap_s: float) -> dict[str, Any]:
+@dataclass
+class Round:
+    """One system's sequential webhooks of one round: what each took, and where (Attune) the time went."""
+
+    finished_ms: list[float]  # webhook sent -> execution finished (Attune) / sync round trip (n8n)
+    failed: int
+    hops_ms: dict[str, list[float]] = field(default_factory=dict)
+    accepted_ms: list[float] = field(default_factory=list)  # Attune's 202 round trip
+
+
+def attune_latency(system: Attune, kind: str, count: int, gap_s: float, warm_up: int = 5) -> Round:
     """Webhook sent -> execution finished (PostgreSQL's clock), `count` sequential webhooks."""
     http = httpx.Client(timeout=30)
 
@@ -266,23 +278,21 @@ def attune_latency(system: Attune, kind: str, count: int, gap_s: float) -> dict[
         resp = http.post(system.url(kind), json={"i": i, "host": "bench"})
         return wall, (time.perf_counter() - t0) * 1000, int(_ok(resp)["event_id"])
 
-    sequential(post, 5, gap_s)  # warm-up: connections, caches, the pack's first unpack
+    sequential(post, warm_up, gap_s)  # warm-up: connections, caches, the pack's first unpack
     sent = sequential(post, count, gap_s)
     http.close()
     ids = [s[2] for s in sent]
     found = _wait(lambda: (f := system.finished_by_event(ids)) and len(f) == len(ids)
                   and all(v[0] is not None for v in f.values()) and f, "the sequential executions", 120)
     ok = [(s[0], found[s[2]][2]) for s in sent if found[s[2]][1] == "succeeded"]
-    samples = [(row["finished"] - at) * 1000 for at, row in ok]
-    hops = {name: _summary([((row[end] or 0) - (row[begin] if begin else at)) * 1000 for at, row in ok])
-            for name, begin, end in HOPS} if ok else None
-    return {"webhook_to_finished": _summary(samples) if samples else None,
-            "hops": hops,
-            "webhook_202": _summary([s[1] for s in sent]),
-            "failed": sum(1 for s in sent if found[s[2]][1] != "succeeded")}
+    return Round(finished_ms=[(row["finished"] - at) * 1000 for at, row in ok],
+                 failed=sum(1 for s in sent if found[s[2]][1] != "succeeded"),
+                 hops_ms={name: [((row[end] or 0) - (row[begin] if begin else at)) * 1000 for at, row in ok]
+                          for name, begin, end in HOPS},
+                 accepted_ms=[s[1] for s in sent])
 
 
-def n8n_latency(peer: Any, count: int, gap_s: float) -> dict[str, Any]:
+def n8n_latency(peer: Any, count: int, gap_s: float, warm_up: int = 5) -> Round:
     """n8n's sync webhook round trip: it answers once the Code node ran."""
     http = httpx.Client(timeout=30)
 
@@ -291,11 +301,52 @@ def n8n_latency(peer: Any, count: int, gap_s: float) -> dict[str, Any]:
         resp = http.post(peer.sync_url, json={"i": i, "host": "bench"})
         return wall, (time.perf_counter() - t0) * 1000, resp.status_code
 
-    sequential(post, 5, gap_s)
+    sequential(post, warm_up, gap_s)
     sent = sequential(post, count, gap_s)
     http.close()
-    return {"webhook_to_finished": _summary([s[1] for s in sent if s[2] == 200]),
-            "failed": sum(1 for s in sent if s[2] != 200)}
+    return Round(finished_ms=[s[1] for s in sent if s[2] == 200], failed=sum(1 for s in sent if s[2] != 200))
+
+
+def _pooled(rounds: list[Round]) -> dict[str, Any]:
+    """Every round's samples together, and each round's own p50/p95 (how much the machine drifted meanwhile)."""
+    finished = [ms for r in rounds for ms in r.finished_ms]
+    out: dict[str, Any] = {
+        "webhook_to_finished": _summary(finished) if finished else None,
+        "failed": sum(r.failed for r in rounds),
+        "by_round": [{"p50_ms": (x := _summary(r.finished_ms))["p50_ms"], "p95_ms": x["p95_ms"]}
+                     for r in rounds if r.finished_ms],
+    }
+    if any(r.hops_ms for r in rounds):
+        out["hops"] = {name: _summary([ms for r in rounds for ms in r.hops_ms.get(name, [])])
+                       for name, _, _ in HOPS} if finished else None
+        out["webhook_202"] = _summary([ms for r in rounds for ms in r.accepted_ms])
+    return out
+
+
+def interleaved_latency(system: Attune, kinds: list[str], peer: Any | None, *, count: int, gap_s: float,
+                        rounds: int) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Sequential latency of each Attune action kind and of n8n, taken in turns: `rounds` rounds of `count/rounds`.
+
+    Why in turns: on this kind of machine (a 2-core VM) the same system in
+    the same state gives p50s 25 ms apart from one 100-request run to the
+    next (measured: 25.3, 32.6, 25.8 ms in a row), so measuring one system
+    and then the other compares the machine's two moments as much as the
+    two systems. Both are up (the other idles meanwhile: its idle CPU is in
+    the JSON) and the order alternates from round to round.
+    """
+    per_round = max(1, count // rounds)
+    ours: dict[str, list[Round]] = {kind: [] for kind in kinds}
+    theirs: list[Round] = []
+    for i in range(rounds):
+        turns: list[Callable[[], None]] = [
+            functools.partial(lambda k: ours[k].append(attune_latency(system, k, per_round, gap_s)), kind)
+            for kind in kinds]
+        if peer is not None:
+            turns.append(lambda: theirs.append(n8n_latency(peer, per_round, gap_s)))
+        for turn in turns if i % 2 == 0 else reversed(turns):
+            turn()
+    return ({kind: _pooled(r) for kind, r in ours.items()},
+            _pooled(theirs) if peer is not None else None)
 
 
 # -- start-up ------------------------------------------------------------------------------------------------------
@@ -376,40 +427,101 @@ def profile(system: Attune, kind: str, *, rate: float, seconds: float, drain_s: 
     return result
 
 
-def run(burst_count: int | None = None, threads: int = 8, sequential_count: int = 100,
-        gap_s: float = 0.05) -> dict[str, Any]:
-    """Both systems, the same load, one run; the JSON-able result with the ratios."""
-    burst_count = burst_count or int(os.environ.get("ATTUNE_PEERS_BURST", "1000"))
-    kinds = [k for k in os.environ.get("ATTUNE_PEERS_ACTIONS", "shell,python3").split(",") if k]
-    data_dir = Path(tempfile.mkdtemp(prefix="attune-peers-"))
-    ours: dict[str, Any] = {"load_avg_start": _machine_load()}
-    theirs: dict[str, Any] = {}
-    peer_cm, unavailable = _n8n()
+IDLE_S = 10.0  # how long each system's idle CPU is sampled
+
+
+def attune_idle_cpu(data_dir: Path, seconds: float = IDLE_S) -> float:
+    """The whole local cloud's CPU while nothing happens, in ms per second (polls, sweeps, heartbeats)."""
+    def total(sample: cpu_profile.Sample) -> float:
+        return sum(sample.own.values()) + sum(sample.children.values())
+
+    before = total(cpu_profile.sample(data_dir))
+    time.sleep(seconds)  # the measurement itself: CPU used over a fixed idle interval
+    return round((total(cpu_profile.sample(data_dir)) - before) * 1000 / seconds, 1)
+
+
+def n8n_idle_cpu(peer: Any, seconds: float = IDLE_S) -> float:
+    """n8n's whole process tree's CPU while nothing happens, in ms per second."""
+    before = float(peer.tree_cpu_seconds())
+    time.sleep(seconds)  # the measurement itself
+    return round((float(peer.tree_cpu_seconds()) - before) * 1000 / seconds, 1)
+
+
+def _attune_alone(ours: dict[str, Any], data_dir: Path, kinds: list[str], burst_count: int, threads: int) -> int:
+    """Attune alone: idle memory and CPU, the CPU profile, throughput, memory after; the shell trigger's id."""
     with _cloud(data_dir) as (cloud, fresh_start_s):
         ours["fresh_start_to_healthy_s"] = round(fresh_start_s, 2)
         system = Attune.prepare(cloud)
         ours["idle_pss_mb"] = round(system.pss_bytes() / 2**20, 1)
+        ours["idle_cpu_ms_per_s"] = attune_idle_cpu(data_dir)
         ours["profile"] = {k: profile(system, k, rate=float(os.environ.get("ATTUNE_PEERS_PROFILE_RATE", "40")),
                                       seconds=10) for k in kinds if k == "shell"}
-        for kind in kinds:
-            ours[f"latency_{kind}"] = attune_latency(system, kind, sequential_count, gap_s)
         for kind in kinds:
             ours[f"throughput_{kind}"] = throughput(
                 system.url(kind), system.mark, functools.partial(system.finished_since, kind=kind),
                 count=burst_count, threads=threads, drain_s=600)
             ours[f"throughput_{kind}"]["load_avg"] = _machine_load()
         ours["pss_after_load_mb"] = round(system.pss_bytes() / 2**20, 1)
-        trigger = system.triggers["shell"]
         system.db.close()
+        return system.triggers["shell"]
+
+
+def _ratios(ours: dict[str, Any], theirs: dict[str, Any], kinds: list[str]) -> dict[str, Any]:
+    """Ours over theirs, figure by figure (empty without n8n's figures)."""
+    ratios: dict[str, Any] = {}
+    if theirs.get("throughput") and theirs.get("latency"):
+        for kind in kinds:
+            ratios[f"throughput_{kind}_vs_n8n"] = _ratio(ours[f"throughput_{kind}"]["completed_per_s"],
+                                                         theirs["throughput"]["completed_per_s"])
+            ours_p95 = (ours[f"latency_{kind}"]["webhook_to_finished"] or {}).get("p95_ms")
+            ratios[f"latency_p95_{kind}_vs_n8n_sync"] = _ratio(ours_p95, theirs["latency"]["webhook_to_finished"]
+                                                               ["p95_ms"])
+            ours_p50 = (ours[f"latency_{kind}"]["webhook_to_finished"] or {}).get("p50_ms")
+            ratios[f"latency_p50_{kind}_vs_n8n_sync"] = _ratio(ours_p50, theirs["latency"]["webhook_to_finished"]
+                                                               ["p50_ms"])
+        ratios["pss_after_load_vs_n8n"] = _ratio(ours["pss_after_load_mb"], theirs["pss_after_load_mb"])
+        ratios["startup_vs_n8n"] = _ratio(ours["startup"]["to_first_webhook_s"],
+                                          theirs["startup"]["to_first_webhook_s"])
+        ratios["idle_cpu_vs_n8n"] = _ratio(ours["idle_cpu_ms_per_s"], theirs["idle_cpu_ms_per_s"])
+    return ratios
+
+
+def run(burst_count: int | None = None, threads: int = 8, sequential_count: int = 100,
+        gap_s: float = 0.05, rounds: int | None = None) -> dict[str, Any]:
+    """Both systems, the same load, one run; the JSON-able result with the ratios.
+
+    Each system alone on the machine for start-up, memory, idle CPU, the CPU
+    profile and throughput (Attune, then n8n); then both up for the
+    sequential latency, taken in alternating rounds (`interleaved_latency`).
+    """
+    burst_count = burst_count or int(os.environ.get("ATTUNE_PEERS_BURST", "1000"))
+    rounds = rounds or int(os.environ.get("ATTUNE_PEERS_ROUNDS", "5"))
+    kinds = [k for k in os.environ.get("ATTUNE_PEERS_ACTIONS", "shell,python3").split(",") if k]
+    data_dir = Path(tempfile.mkdtemp(prefix="attune-peers-"))
+    ours: dict[str, Any] = {"load_avg_start": _machine_load()}
+    theirs: dict[str, Any] = {}
+    peer_cm, unavailable = _n8n()
+    trigger = _attune_alone(ours, data_dir, kinds, burst_count, threads)
     ours["startup"] = attune_startup(data_dir, trigger)
-    shutil.rmtree(data_dir, ignore_errors=True)
+
+    def latency(peer: Any | None) -> None:
+        """Attune's cloud once more (the same data dir), beside the idle `peer`, for the latency rounds."""
+        with _cloud(data_dir) as (again, _):
+            system = Attune.prepare(again)
+            mine, peers_own = interleaved_latency(system, kinds, peer, count=sequential_count, gap_s=gap_s,
+                                                  rounds=rounds)
+            system.db.close()
+        for kind in kinds:
+            ours[f"latency_{kind}"] = mine[kind]
+        if peers_own is not None:
+            theirs["latency"] = peers_own
 
     if unavailable is None:
         try:
             with peer_cm as peer:
                 theirs["startup"] = {"to_first_webhook_s": round(peer.started_in_s, 2)}
                 theirs["idle_pss_mb"] = round(peer.tree_pss_bytes() / 2**20, 1)
-                theirs["latency"] = n8n_latency(peer, sequential_count, gap_s)
+                theirs["idle_cpu_ms_per_s"] = n8n_idle_cpu(peer)
                 def n8n_finished(m: int) -> dict[str, Any]:
                     return dict(peer.finished_since(m, "async"))
 
@@ -417,19 +529,13 @@ def run(burst_count: int | None = None, threads: int = 8, sequential_count: int 
                                                   count=burst_count, threads=threads, drain_s=600)
                 theirs["throughput"]["load_avg"] = _machine_load()
                 theirs["pss_after_load_mb"] = round(peer.tree_pss_bytes() / 2**20, 1)
+                latency(peer)
         except (RuntimeError, OSError) as exc:
             unavailable = f"n8n failed: {exc}"
-    ratios: dict[str, Any] = {}
-    if theirs.get("throughput"):
-        for kind in kinds:
-            ratios[f"throughput_{kind}_vs_n8n"] = _ratio(ours[f"throughput_{kind}"]["completed_per_s"],
-                                                         theirs["throughput"]["completed_per_s"])
-            ours_p95 = (ours[f"latency_{kind}"]["webhook_to_finished"] or {}).get("p95_ms")
-            ratios[f"latency_p95_{kind}_vs_n8n_sync"] = _ratio(ours_p95, theirs["latency"]["webhook_to_finished"]
-                                                               ["p95_ms"])
-        ratios["pss_after_load_vs_n8n"] = _ratio(ours["pss_after_load_mb"], theirs["pss_after_load_mb"])
-        ratios["startup_vs_n8n"] = _ratio(ours["startup"]["to_first_webhook_s"],
-                                          theirs["startup"]["to_first_webhook_s"])
+    if unavailable is not None:
+        latency(None)
+    shutil.rmtree(data_dir, ignore_errors=True)
+    ratios = _ratios(ours, theirs, kinds)
     return {
         "benchmark": "peers",
         "load_avg_end": _machine_load(),
@@ -438,7 +544,8 @@ def run(burst_count: int | None = None, threads: int = 8, sequential_count: int 
         "ratios": ratios,
         "notes": ("throughput: completed (succeeded) executions / (last finished - first webhook sent), from each "
                   "system's own records; latency: Attune webhook send -> execution.finished (PostgreSQL clock) vs "
-                  "n8n's sync webhook round trip; the systems run one after the other, each alone on the machine; "
+                  "n8n's sync webhook round trip, both systems up, in alternating rounds (by_round: each round's own "
+                  "p50/p95); everything else with each system alone on the machine; "
                   "per-trigger webhook rate limit raised for the run (n8n has none); other work on this machine "
                   "shows in load_avg"),
     }
