@@ -62,13 +62,19 @@ def ensure_local_credentials() -> None:
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 
 
-def client(service: str) -> Any:
-    """A shared, thread-safe boto3 client for `service` in the configured region."""
-    found = _clients.get(service)
+def client(service: str, purpose: str = "") -> Any:
+    """A shared, thread-safe boto3 client for `service` in the configured region.
+
+    A `purpose` gets a client (and so a connection pool) of its own: SQS sends
+    use one, so that the connections the local moto keeps open for them never
+    carry a long poll (moto_patches.KEEP_ALIVE_TARGETS).
+    """
+    key = f"{service}:{purpose}"
+    found = _clients.get(key)
     if found is not None:
         return found
     with _lock:
-        found = _clients.get(service)
+        found = _clients.get(key)
         if found is None:
             ensure_local_credentials()
             cfg = settings()
@@ -83,7 +89,7 @@ def client(service: str) -> Any:
                     read_timeout=30,
                 ),
             )
-            _clients[service] = found
+            _clients[key] = found
     return found
 
 

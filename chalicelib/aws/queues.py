@@ -56,7 +56,7 @@ def send_batch(
     for start in range(0, len(messages), BATCH):
         chunk = messages[start : start + BATCH]
         with _sqs(f"send to {logical!r}"):
-            resp = client("sqs").send_message_batch(
+            resp = client("sqs", "send").send_message_batch(  # its own pool: kept-alive connections
                 QueueUrl=url,
                 Entries=[
                     {"Id": item[0], "MessageBody": json.dumps(item[1]),

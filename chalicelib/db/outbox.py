@@ -13,6 +13,16 @@ INSERT INTO attune.outbox (queue, body, available_at)
 VALUES (%(queue)s, %(body)s, clock_timestamp() + make_interval(secs => %(delay)s))
 RETURNING id
 """
+# The same row, claimed by its writer at birth (sent_at stamped, so neither the relay's wake-up nor
+# its sweep takes it) when its queue holds fewer than %(below)s rows: the writer sends it itself
+# right after commit. `owned` says which it was; the LIMIT keeps the count cheap under a burst.
+INSERT_OWNED = """
+INSERT INTO attune.outbox (queue, body, available_at, sent_at, attempts)
+SELECT %(queue)s, %(body)s, clock_timestamp(), owner.at, CASE WHEN owner.at IS NULL THEN 0 ELSE 1 END
+FROM (SELECT CASE WHEN count(*) < %(below)s THEN clock_timestamp() END AS at
+      FROM (SELECT 1 FROM attune.outbox WHERE queue = %(queue)s LIMIT %(below)s) queued) owner
+RETURNING id, sent_at IS NOT NULL AS owned
+"""
 # SQS delays a message by at most 15 minutes: rows due later wait here until they are that close.
 MAX_SQS_DELAY_S = 900
 ACK = "DELETE FROM attune.outbox WHERE id = %(id)s"
@@ -70,6 +80,14 @@ def enqueue(cur: Cursor, queue: str, body: dict[str, Any], delay_s: float = 0) -
     row = cur.fetchone()
     assert row is not None
     return int(row["id"])
+
+
+def enqueue_owned(cur: Cursor, queue: str, body: dict[str, Any], below: int) -> tuple[int, bool]:
+    """Write a message due now; (its outbox id, whether the writer sends it itself: its queue was that quiet)."""
+    cur.execute(INSERT_OWNED, {"queue": queue, "body": Jsonb(body), "below": below})
+    row = cur.fetchone()
+    assert row is not None
+    return int(row["id"]), bool(row["owned"])
 
 
 def ack(cur: Cursor, outbox_id: int | None) -> None:

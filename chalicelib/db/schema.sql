@@ -289,13 +289,14 @@ CREATE TABLE attune.outbox (
 );
 CREATE INDEX outbox_pending_idx ON attune.outbox (coalesce(sent_at, created));
 
--- Wake the relay the moment an outbox row commits (LISTEN attune_outbox).
+-- Wake the relay the moment an outbox row it must send commits (LISTEN attune_outbox); a row its
+-- writer claimed at birth (sent_at set) is the writer's to send.
 CREATE FUNCTION attune.outbox_notify() RETURNS trigger
     LANGUAGE plpgsql
     AS $$ BEGIN PERFORM pg_notify('attune_outbox', ''); RETURN NULL; END $$;
 
 CREATE TRIGGER outbox_notify AFTER INSERT ON attune.outbox
-    FOR EACH STATEMENT EXECUTE FUNCTION attune.outbox_notify();
+    FOR EACH ROW WHEN (NEW.sent_at IS NULL) EXECUTE FUNCTION attune.outbox_notify();
 GRANT EXECUTE ON FUNCTION attune.outbox_notify() TO attune_app;
 
 -- Liveness of the local cloud's roles (and of pollers in production): /health

@@ -26,6 +26,14 @@ from chalicelib.db.pool import Cursor, system_tx, translate
 log = logging.getLogger(__name__)
 
 UNSENT_AFTER_S = 1.0
+# Relay mode: the queues whose messages a writer sends itself while the queue is quiet (fewer than
+# ATTUNE_OUTBOX_SEND_BELOW rows), the two hops every execution takes (event -> rules, execution ->
+# worker). A sequential webhook then skips the relay's wake-up and claim on both (measured in
+# bench/peers.py); under a burst the queue is busy, rows are born unclaimed and the relay batches
+# them under its in-flight cap as before. The rest (notifications, workflow steps) always go through
+# the relay, so a writer killed between its commit and its send delays nothing there; here it delays
+# the message until the relay re-sends it as unacknowledged (ATTUNE_OUTBOX_RESEND_AFTER_SECONDS).
+WRITER_SENT_QUEUES = frozenset({"events", "work"})
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,7 @@ class Pending:
     queue: str
     body: dict[str, Any]
     delay_s: int = 0  # SQS DelaySeconds: the message becomes visible this much later
+    owned: bool = False  # relay mode: claimed at birth; `publish` sends it, not the relay
 
 
 def enqueue(cur: Cursor, queue: str, body: dict[str, Any], delay_s: float = 0) -> Pending:
@@ -44,9 +53,13 @@ def enqueue(cur: Cursor, queue: str, body: dict[str, Any], delay_s: float = 0) -
     With `delay_s` (a retry's backoff) the message waits: in the queue (SQS
     DelaySeconds) when it is due within 15 minutes, else in the outbox until it is.
     """
-    outbox_id = outbox.enqueue(cur, queue, body, delay_s)
+    below = settings().outbox_send_below
+    if delay_s <= 0 and below > 0 and queue in WRITER_SENT_QUEUES and not inline_publish():
+        outbox_id, owned = outbox.enqueue_owned(cur, queue, body, below)
+    else:
+        outbox_id, owned = outbox.enqueue(cur, queue, body, delay_s), False
     full = {**body, "outbox_id": outbox_id}
-    return Pending(outbox_id, queue, full, delay_s=math.ceil(delay_s))
+    return Pending(outbox_id, queue, full, delay_s=math.ceil(delay_s), owned=owned)
 
 
 def _send(messages: list[Pending]) -> list[int]:
@@ -68,9 +81,10 @@ def max_in_flight() -> int:
 def inline_publish() -> bool:
     """Whether writers send their own messages after commit.
 
-    `ATTUNE_OUTBOX_PUBLISH=relay` (what the local cloud sets) leaves every send to
-    the relay, which LISTENs for new outbox rows and sends them in batches: fewer
-    SQS calls per message and no send on the request path. `inline` (the default,
+    `ATTUNE_OUTBOX_PUBLISH=relay` (what the local cloud sets) leaves sends to the
+    relay, which LISTENs for new outbox rows and sends them in batches (fewer SQS
+    calls per message under load), but for the messages a writer claimed at birth
+    (WRITER_SENT_QUEUES, while quiet). `inline` (the default,
     for deployments without an always-on relay) sends at once and lets the relay's
     sweep catch what fails.
     """
@@ -78,9 +92,12 @@ def inline_publish() -> bool:
 
 
 def publish(messages: list[Pending]) -> None:
-    """Send committed messages now (inline mode); on any failure the relay sends them later."""
+    """Send committed messages now (inline mode; in relay mode, those claimed at birth); on failure the relay does."""
     messages = [m for m in messages if m.delay_s <= outbox.MAX_SQS_DELAY_S]  # later ones: the relay, when due
-    if not messages or not inline_publish():
+    if not inline_publish():
+        _send_owned([m for m in messages if m.owned])
+        return
+    if not messages:
         return
     try:
         sent = _send(messages)
@@ -89,6 +106,26 @@ def publish(messages: list[Pending]) -> None:
                 outbox.mark_sent(cur, sent)
     except AttuneError as exc:
         log.warning("send after commit failed (%s); the relay will retry", exc)
+
+
+def _send_owned(messages: list[Pending]) -> None:
+    """Relay mode: send what this writer claimed at birth; what does not go out is handed back to the relay."""
+    if not messages:
+        return
+    try:
+        sent = set(_send(messages))
+    except AttuneError as exc:
+        log.warning("send after commit failed (%s); the relay will send it", exc)
+        sent = set()
+    failed = [m.id for m in messages if m.id not in sent]
+    if not failed:
+        return
+    try:
+        with system_tx() as cur:
+            outbox.unmark_sent(cur, failed)  # unsent again: the relay's next sweep takes them
+    except AttuneError as exc:
+        log.warning("could not hand %d unsent message(s) back to the relay (%s); it re-sends them as "
+                    "unacknowledged", len(failed), exc)
 
 
 def relay_once(

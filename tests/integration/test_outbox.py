@@ -6,9 +6,13 @@ import threading
 import time
 
 import psycopg
+import pytest
 
+from chalicelib.config import settings
+from chalicelib.core.errors import ServiceUnavailable
 from chalicelib.db import outbox
 from chalicelib.db.pool import system_tx
+from chalicelib.pipeline import outbox as pipeline_outbox
 from chalicelib.pipeline import relay
 
 # Every other backend LISTENing on the outbox channel (the test's listener): as if its connection broke.
@@ -107,3 +111,83 @@ def test_the_listener_wakes_on_a_new_row_and_survives_losing_its_connection(db: 
         assert woke
     finally:
         listener.close()
+
+
+def _relay_mode(monkeypatch: pytest.MonkeyPatch, below: str = "2") -> None:
+    monkeypatch.setenv("ATTUNE_OUTBOX_PUBLISH", "relay")
+    monkeypatch.setenv("ATTUNE_OUTBOX_SEND_BELOW", below)
+    settings.cache_clear()
+
+
+def _sent_at(ids: list[int]) -> dict[int, object]:
+    with system_tx() as cur:
+        cur.execute("SELECT id, sent_at FROM attune.outbox WHERE id = ANY(%(ids)s)", {"ids": ids})
+        return {int(r["id"]): r["sent_at"] for r in cur.fetchall()}
+
+
+def test_in_relay_mode_a_quiet_hot_queue_s_messages_are_their_writers_to_send(
+    db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _relay_mode(monkeypatch)
+    # GIVEN an empty work queue WHEN one transaction writes three work messages, a notification and a delayed retry
+    with system_tx() as cur:
+        work = [pipeline_outbox.enqueue(cur, "work", {"n": i}) for i in range(3)]
+        note = pipeline_outbox.enqueue(cur, "notifications", {"n": 0})
+        later = pipeline_outbox.enqueue(cur, "work", {"n": 9}, delay_s=5)
+    # THEN the writer owns the first two (the queue held 0, then 1 row: fewer than 2), not the third
+    assert [p.owned for p in work] == [True, True, False]
+    # AND never a notification (not a hot queue) nor a delayed message
+    assert not note.owned and not later.owned
+    # AND owned rows are born claimed: the relay's claim takes everything but them (the retry with its delay)
+    assert all(_sent_at([p.id for p in work[:2]]).values())
+    assert _claim(100) == sorted([work[2].id, note.id, later.id])
+
+
+def test_a_row_its_writer_sends_does_not_wake_the_relay(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    _relay_mode(monkeypatch)
+    stop = threading.Event()
+    listener = relay.Listener()
+    try:
+        assert listener.cursor() is not None
+        # WHEN a transaction writes only a message its writer owns THEN the relay sleeps on
+        with system_tx() as cur:
+            owned = pipeline_outbox.enqueue(cur, "events", {"n": 1})
+        assert owned.owned
+        assert not listener.wait(stop, 0.3)
+        # AND a message the relay must send wakes it
+        with system_tx() as cur:
+            pipeline_outbox.enqueue(cur, "notifications", {"n": 1})
+        assert listener.wait(stop, 5.0)
+    finally:
+        listener.close()
+
+
+def test_publish_sends_only_owned_messages_and_hands_failures_back(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    _relay_mode(monkeypatch)
+    with system_tx() as cur:
+        owned = pipeline_outbox.enqueue(cur, "events", {"n": 1})
+        other = pipeline_outbox.enqueue(cur, "notifications", {"n": 1})
+    sent: list[list[int]] = []
+
+    def record(msgs: list[pipeline_outbox.Pending]) -> list[int]:
+        sent.append([m.id for m in msgs])
+        return [m.id for m in msgs]
+
+    monkeypatch.setattr(pipeline_outbox, "_send", record)
+    # WHEN the writer publishes both after commit THEN it sends only its own; the relay keeps the other
+    pipeline_outbox.publish([owned, other])
+    assert sent == [[owned.id]]
+    assert _sent_at([owned.id])[owned.id] is not None
+
+    def down(_msgs: object) -> list[int]:
+        raise ServiceUnavailable("SQS: could not send (test)")
+
+    # GIVEN SQS down WHEN a writer publishes its own message THEN it is unclaimed again, for the relay's sweep
+    with system_tx() as cur:
+        outbox.ack(cur, owned.id)
+        again = pipeline_outbox.enqueue(cur, "events", {"n": 2})
+    assert again.owned
+    monkeypatch.setattr(pipeline_outbox, "_send", down)
+    pipeline_outbox.publish([again])
+    assert _sent_at([again.id]) == {again.id: None}
+    assert again.id in _claim(100)

@@ -79,6 +79,26 @@ def test_connections_close_after_each_answer_by_default() -> None:
         conn.close()
 
 
+def test_only_sqs_sends_keep_their_connection_by_default() -> None:
+    # GIVEN the handler as the local cloud runs it
+    with served(echo) as (port, peers):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        kept = []
+        # WHEN two sends go over one connection
+        for i in range(2):
+            conn.request("POST", "/", body=f"s{i}".encode(), headers={"X-Amz-Target": "AmazonSQS.SendMessageBatch"})
+            resp = conn.getresponse()
+            kept.append((resp.status, resp.read(), resp.getheader("Connection")))
+        # THEN both are answered on it, neither closes it
+        assert kept == [(200, b"got:s0", None), (200, b"got:s1", None)]
+        assert len(set(peers)) == 1
+        # AND anything else on it (a long poll) is answered, then the connection closes
+        conn.request("POST", "/", body=b"r", headers={"X-Amz-Target": "AmazonSQS.ReceiveMessage"})
+        resp = conn.getresponse()
+        assert (resp.status, resp.read(), resp.getheader("Connection")) == (200, b"got:r", "close")
+        conn.close()
+
+
 def test_one_connection_serves_many_requests_each_answered_in_full(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(moto_patches, "KEEP_ALIVE", True)
     # GIVEN the keep-alive handler WHEN three requests go over one connection
