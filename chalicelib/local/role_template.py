@@ -129,9 +129,12 @@ def _child(request: dict[str, Any], out_fd: int, control: socket.socket) -> None
         _name_process(f"attune-{request['role']}")
         _forget_caches()
         gc.unfreeze()
-        from chalicelib.local import role
+        if request.get("call"):  # a one-shot task (run_task), not a role
+            code = _call(str(request["call"]))
+        else:
+            from chalicelib.local import role
 
-        code = role.run(str(request["role"]))
+            code = role.run(str(request["role"]))
     except BaseException:  # noqa: BLE001 - whatever happened, this process must end here, not in the template's loop
         import traceback
 
@@ -142,6 +145,22 @@ def _child(request: dict[str, Any], out_fd: int, control: socket.socket) -> None
             sys.stderr.flush()
         finally:
             os._exit(code)
+
+
+def _call(dotted: str) -> int:
+    """Run the function `pkg.module:function` with the roles' logging; 0 when it returned, 1 when it raised."""
+    import pkgutil
+
+    from chalicelib.observability import configure_logging
+
+    configure_logging()
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    try:
+        pkgutil.resolve_name(dotted)()
+    except Exception:
+        log.exception("%s failed", dotted)
+        return 1
+    return 0
 
 
 def _send(control: socket.socket, doc: dict[str, Any]) -> None:
@@ -358,14 +377,19 @@ class RoleTemplate:
                 self._answers.append(doc)
                 self._answered.notify_all()
 
-    def spawn(self, role: str, env: Mapping[str, str], cwd: Path, timeout: float = 10.0) -> ForkedRole:
-        """Fork `role` with `env`; OSError when the template cannot (the caller starts it the slow way)."""
+    def spawn(self, role: str, env: Mapping[str, str], cwd: Path, timeout: float = 10.0,
+              call: str | None = None) -> ForkedRole:
+        """Fork `role` with `env` (or, with `call`, a one-shot `pkg.module:function` named `role`).
+
+        OSError when the template cannot: the caller does it the slow way.
+        """
         if not self.ready.is_set() or not self.alive():
             raise OSError("the role template is not ready")
         out_r, out_w = os.pipe()
         try:
             with self._lock:
-                request = json.dumps({"role": role, "env": dict(env), "cwd": str(cwd)}).encode() + b"\n"
+                doc = {"role": role, "env": dict(env), "cwd": str(cwd), **({"call": call} if call else {})}
+                request = json.dumps(doc).encode() + b"\n"
                 self._socket.sendmsg([request], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
                                                   out_w.to_bytes(4, sys.byteorder))])
                 with self._answered:
