@@ -148,7 +148,7 @@ def settings() -> Settings:
         reaper_stale_seconds=_float("ATTUNE_REAPER_STALE_SECONDS", 30.0, minimum=0.1),
         outbox_publish=_choice("ATTUNE_OUTBOX_PUBLISH", "inline", ("inline", "relay")),
         outbox_max_in_flight=_int("ATTUNE_OUTBOX_MAX_IN_FLIGHT", 100),
-        outbox_send_below=max(0, _int("ATTUNE_OUTBOX_SEND_BELOW", 2)),
+        outbox_send_below=max(0, _int("ATTUNE_OUTBOX_SEND_BELOW", 1)),
         outbox_resend_after_seconds=_float("ATTUNE_OUTBOX_RESEND_AFTER_SECONDS", 30.0, minimum=1.0),
         local_visibility_seconds=max(2, _int("ATTUNE_LOCAL_VISIBILITY_SECONDS", 30)),
         log_level=(os.environ.get("ATTUNE_LOG_LEVEL") or "INFO").upper(),
