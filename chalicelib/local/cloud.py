@@ -109,7 +109,7 @@ SYSTEM_PACKS_TASK = "chalicelib.packs.bootstrap:load_system_packs"
 SYSTEM_PACKS_TIMEOUT_S = 300.0
 
 
-def bootstrap_system_data(template: RoleTemplate | None = None, sink: LogSink | None = None) -> None:
+def bootstrap_system_data(template: RoleTemplate | None, sink: LogSink) -> None:
     """Register or update the system packs (`packs/*`) before any role serves; raises when that failed.
 
     In a child forked from the role template when it is ready: the pack code
@@ -118,27 +118,28 @@ def bootstrap_system_data(template: RoleTemplate | None = None, sink: LogSink | 
     (its PSS: 71.6 -> 59.8 MB). Without a template, here.
     """
     started = time.monotonic()
-    if template is not None and template.wait_ready(TEMPLATE_READY_WAIT_SECONDS):
-        try:
-            task = template.spawn("packs", role_env(os.environ), REPO_ROOT, call=SYSTEM_PACKS_TASK)
-        except OSError as exc:
-            log.warning("system packs: %s; loading them in the supervisor", exc)
-        else:
-            if task.stdout is not None:
-                if sink is not None:
-                    sink.pump("packs", task.stdout)  # until the task exits and its output closes
-                else:
-                    task.stdout.read()
-                    task.stdout.close()
-            code = task.wait(SYSTEM_PACKS_TIMEOUT_S)
-            if code != 0:
-                raise RuntimeError(f"loading the system packs failed (exit code {code}; its log says why)")
-            log.info("system packs loaded in %.1fs", time.monotonic() - started)
-            return
-    from chalicelib.packs.bootstrap import load_system_packs
+    if not _load_packs_in_template(template, sink):
+        from chalicelib.packs.bootstrap import load_system_packs
 
-    load_system_packs()
+        load_system_packs()
     log.info("system packs loaded in %.1fs", time.monotonic() - started)
+
+
+def _load_packs_in_template(template: RoleTemplate | None, sink: LogSink) -> bool:
+    """Run the pack load as a task of the template, its output in the log; False when no template can."""
+    if template is None or not template.wait_ready(TEMPLATE_READY_WAIT_SECONDS):
+        return False
+    try:
+        task = template.spawn("packs", role_env(os.environ), REPO_ROOT, call=SYSTEM_PACKS_TASK)
+    except OSError as exc:
+        log.warning("system packs: %s; loading them in the supervisor", exc)
+        return False
+    if task.stdout is not None:
+        sink.pump("packs", task.stdout)  # until the task exits and its output closes
+    code = task.wait(SYSTEM_PACKS_TIMEOUT_S)
+    if code != 0:
+        raise RuntimeError(f"loading the system packs failed (exit code {code}; its log says why)")
+    return True
 
 
 def _release_start_up_memory() -> None:

@@ -116,10 +116,25 @@ class RoleProcess:
         close_pool()
 
 
-def run(name: str) -> int:
-    """Run role `name` until SIGTERM/SIGINT; the process exit code."""
+def _configure_logging() -> None:
     configure_logging()
     logging.getLogger("botocore").setLevel(logging.WARNING)
+
+
+def run_task(dotted: str) -> int:
+    """Run the function `pkg.module:function` once, logging as a role does; 0 when it returned, 1 when it raised."""
+    _configure_logging()
+    try:
+        pkgutil.resolve_name(dotted)()
+    except Exception:
+        log.exception("%s failed", dotted)
+        return 1
+    return 0
+
+
+def run(name: str) -> int:
+    """Run role `name` until SIGTERM/SIGINT; the process exit code."""
+    _configure_logging()
     role = ROLES.get(name)
     if role is None:
         log.error("unknown role %r (known: %s)", name, ", ".join(sorted(ROLES)))

@@ -129,12 +129,10 @@ def _child(request: dict[str, Any], out_fd: int, control: socket.socket) -> None
         _name_process(f"attune-{request['role']}")
         _forget_caches()
         gc.unfreeze()
-        if request.get("call"):  # a one-shot task (run_task), not a role
-            code = _call(str(request["call"]))
-        else:
-            from chalicelib.local import role
+        from chalicelib.local import role
 
-            code = role.run(str(request["role"]))
+        call = request.get("call")  # a one-shot task (spawn's `call`) instead of a role
+        code = role.run_task(str(call)) if call else role.run(str(request["role"]))
     except BaseException:  # noqa: BLE001 - whatever happened, this process must end here, not in the template's loop
         import traceback
 
@@ -145,22 +143,6 @@ def _child(request: dict[str, Any], out_fd: int, control: socket.socket) -> None
             sys.stderr.flush()
         finally:
             os._exit(code)
-
-
-def _call(dotted: str) -> int:
-    """Run the function `pkg.module:function` with the roles' logging; 0 when it returned, 1 when it raised."""
-    import pkgutil
-
-    from chalicelib.observability import configure_logging
-
-    configure_logging()
-    logging.getLogger("botocore").setLevel(logging.WARNING)
-    try:
-        pkgutil.resolve_name(dotted)()
-    except Exception:
-        log.exception("%s failed", dotted)
-        return 1
-    return 0
 
 
 def _send(control: socket.socket, doc: dict[str, Any]) -> None:
@@ -388,7 +370,7 @@ class RoleTemplate:
         out_r, out_w = os.pipe()
         try:
             with self._lock:
-                doc = {"role": role, "env": dict(env), "cwd": str(cwd), **({"call": call} if call else {})}
+                doc = {"role": role, "env": dict(env), "cwd": str(cwd), "call": call}
                 request = json.dumps(doc).encode() + b"\n"
                 self._socket.sendmsg([request], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
                                                   out_w.to_bytes(4, sys.byteorder))])

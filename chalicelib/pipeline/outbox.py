@@ -95,7 +95,7 @@ def publish(messages: list[Pending]) -> None:
     """Send committed messages now (inline mode; in relay mode, those claimed at birth); on failure the relay does."""
     messages = [m for m in messages if m.delay_s <= outbox.MAX_SQS_DELAY_S]  # later ones: the relay, when due
     if not inline_publish():
-        _send_owned([m for m in messages if m.owned])
+        _send_claimed([m for m in messages if m.owned], "send after commit")
         return
     if not messages:
         return
@@ -108,24 +108,30 @@ def publish(messages: list[Pending]) -> None:
         log.warning("send after commit failed (%s); the relay will retry", exc)
 
 
-def _send_owned(messages: list[Pending]) -> None:
-    """Relay mode: send what this writer claimed at birth; what does not go out is handed back to the relay."""
+def _send_claimed(messages: list[Pending], who: str) -> int:
+    """Send rows already claimed (sent_at stamped) by the relay or, at birth, by their writer; how many went out.
+
+    What SQS did not take is made due again at once, for the relay's next
+    sweep; should even that fail, the rows stay stamped and the relay re-sends
+    them as unacknowledged.
+    """
     if not messages:
-        return
+        return 0
     try:
-        sent = set(_send(messages))
+        sent = _send(messages)
     except AttuneError as exc:
-        log.warning("send after commit failed (%s); the relay will send it", exc)
-        sent = set()
-    failed = [m.id for m in messages if m.id not in sent]
-    if not failed:
-        return
-    try:
-        with system_tx() as cur:
-            outbox.unmark_sent(cur, failed)  # unsent again: the relay's next sweep takes them
-    except AttuneError as exc:
-        log.warning("could not hand %d unsent message(s) back to the relay (%s); it re-sends them as "
-                    "unacknowledged", len(failed), exc)
+        log.warning("%s: send failed (%s); will retry", who, exc)
+        sent = []
+    accepted = set(sent)
+    failed = [m.id for m in messages if m.id not in accepted]
+    if failed:
+        try:
+            with system_tx() as cur:
+                outbox.unmark_sent(cur, failed)
+        except AttuneError as exc:
+            log.warning("%s: could not make %d unsent message(s) due again (%s); they are re-sent as "
+                        "unacknowledged", who, len(failed), exc)
+    return len(sent)
 
 
 def relay_once(
@@ -159,21 +165,8 @@ def relay_once(
     else:
         with system_tx() as cur:
             rows = claim(cur)
-    if not rows:
-        return 0
-    pending = [Pending(r["id"], r["queue"], {**r["body"], "outbox_id": r["id"]}, delay_s=int(r["delay_s"]))
-               for r in rows]
-    try:
-        sent = _send(pending)
-    except AttuneError as exc:
-        log.warning("relay send failed (%s); will retry", exc)
-        sent = []
-    accepted = set(sent)
-    failed = [p.id for p in pending if p.id not in accepted]
-    if failed:
-        with system_tx() as cur:
-            outbox.unmark_sent(cur, failed)
-    return len(sent)
+    return _send_claimed([Pending(r["id"], r["queue"], {**r["body"], "outbox_id": r["id"]},
+                                  delay_s=int(r["delay_s"])) for r in rows], "relay")
 
 
 def resend_unacknowledged() -> int:
