@@ -337,14 +337,13 @@ def interleaved_latency(system: Attune, kinds: list[str], peer: Any | None, *, c
     per_round = max(1, count // rounds)
     ours: dict[str, list[Round]] = {kind: [] for kind in kinds}
     theirs: list[Round] = []
+    turns = [*kinds, *(["n8n"] if peer is not None else [])]
     for i in range(rounds):
-        turns: list[Callable[[], None]] = [
-            functools.partial(lambda k: ours[k].append(attune_latency(system, k, per_round, gap_s)), kind)
-            for kind in kinds]
-        if peer is not None:
-            turns.append(lambda: theirs.append(n8n_latency(peer, per_round, gap_s)))
-        for turn in turns if i % 2 == 0 else reversed(turns):
-            turn()
+        for who in turns if i % 2 == 0 else reversed(turns):
+            if who == "n8n":
+                theirs.append(n8n_latency(peer, per_round, gap_s))
+            else:
+                ours[who].append(attune_latency(system, who, per_round, gap_s))
     return ({kind: _pooled(r) for kind, r in ours.items()},
             _pooled(theirs) if peer is not None else None)
 
@@ -430,21 +429,17 @@ def profile(system: Attune, kind: str, *, rate: float, seconds: float, drain_s: 
 IDLE_S = 10.0  # how long each system's idle CPU is sampled
 
 
-def attune_idle_cpu(data_dir: Path, seconds: float = IDLE_S) -> float:
-    """The whole local cloud's CPU while nothing happens, in ms per second (polls, sweeps, heartbeats)."""
-    def total(sample: cpu_profile.Sample) -> float:
-        return sum(sample.own.values()) + sum(sample.children.values())
-
-    before = total(cpu_profile.sample(data_dir))
+def idle_cpu(cpu_seconds: Callable[[], float], seconds: float = IDLE_S) -> float:
+    """A whole system's CPU while nothing happens, in ms per second (polls, sweeps, heartbeats)."""
+    before = cpu_seconds()
     time.sleep(seconds)  # the measurement itself: CPU used over a fixed idle interval
-    return round((total(cpu_profile.sample(data_dir)) - before) * 1000 / seconds, 1)
+    return round((cpu_seconds() - before) * 1000 / seconds, 1)
 
 
-def n8n_idle_cpu(peer: Any, seconds: float = IDLE_S) -> float:
-    """n8n's whole process tree's CPU while nothing happens, in ms per second."""
-    before = float(peer.tree_cpu_seconds())
-    time.sleep(seconds)  # the measurement itself
-    return round((float(peer.tree_cpu_seconds()) - before) * 1000 / seconds, 1)
+def attune_cpu_seconds(data_dir: Path) -> float:
+    """CPU seconds used so far by every process of the local cloud."""
+    sample = cpu_profile.sample(data_dir)
+    return sum(sample.own.values()) + sum(sample.children.values())
 
 
 def _attune_alone(ours: dict[str, Any], data_dir: Path, kinds: list[str], burst_count: int, threads: int) -> int:
@@ -453,7 +448,7 @@ def _attune_alone(ours: dict[str, Any], data_dir: Path, kinds: list[str], burst_
         ours["fresh_start_to_healthy_s"] = round(fresh_start_s, 2)
         system = Attune.prepare(cloud)
         ours["idle_pss_mb"] = round(system.pss_bytes() / 2**20, 1)
-        ours["idle_cpu_ms_per_s"] = attune_idle_cpu(data_dir)
+        ours["idle_cpu_ms_per_s"] = idle_cpu(functools.partial(attune_cpu_seconds, data_dir))
         ours["profile"] = {k: profile(system, k, rate=float(os.environ.get("ATTUNE_PEERS_PROFILE_RATE", "40")),
                                       seconds=10) for k in kinds if k == "shell"}
         for kind in kinds:
@@ -473,12 +468,10 @@ def _ratios(ours: dict[str, Any], theirs: dict[str, Any], kinds: list[str]) -> d
         for kind in kinds:
             ratios[f"throughput_{kind}_vs_n8n"] = _ratio(ours[f"throughput_{kind}"]["completed_per_s"],
                                                          theirs["throughput"]["completed_per_s"])
-            ours_p95 = (ours[f"latency_{kind}"]["webhook_to_finished"] or {}).get("p95_ms")
-            ratios[f"latency_p95_{kind}_vs_n8n_sync"] = _ratio(ours_p95, theirs["latency"]["webhook_to_finished"]
-                                                               ["p95_ms"])
-            ours_p50 = (ours[f"latency_{kind}"]["webhook_to_finished"] or {}).get("p50_ms")
-            ratios[f"latency_p50_{kind}_vs_n8n_sync"] = _ratio(ours_p50, theirs["latency"]["webhook_to_finished"]
-                                                               ["p50_ms"])
+            for q in ("p95", "p50"):
+                ratios[f"latency_{q}_{kind}_vs_n8n_sync"] = _ratio(
+                    (ours[f"latency_{kind}"]["webhook_to_finished"] or {}).get(f"{q}_ms"),
+                    theirs["latency"]["webhook_to_finished"][f"{q}_ms"])
         ratios["pss_after_load_vs_n8n"] = _ratio(ours["pss_after_load_mb"], theirs["pss_after_load_mb"])
         ratios["startup_vs_n8n"] = _ratio(ours["startup"]["to_first_webhook_s"],
                                           theirs["startup"]["to_first_webhook_s"])
@@ -521,7 +514,7 @@ def run(burst_count: int | None = None, threads: int = 8, sequential_count: int 
             with peer_cm as peer:
                 theirs["startup"] = {"to_first_webhook_s": round(peer.started_in_s, 2)}
                 theirs["idle_pss_mb"] = round(peer.tree_pss_bytes() / 2**20, 1)
-                theirs["idle_cpu_ms_per_s"] = n8n_idle_cpu(peer)
+                theirs["idle_cpu_ms_per_s"] = idle_cpu(lambda: float(peer.tree_cpu_seconds()))
                 def n8n_finished(m: int) -> dict[str, Any]:
                     return dict(peer.finished_since(m, "async"))
 
