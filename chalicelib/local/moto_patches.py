@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 import weakref
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator
@@ -248,6 +249,41 @@ def cheap_sqs_receive() -> None:
     SQSBackend.is_message_valid_based_on_retention_period = (  # type: ignore[method-assign]
         is_message_valid_based_on_retention_period)
     SQSBackend._attune_cheap_retention = True  # type: ignore[attr-defined]
+
+
+def prompt_sqs_long_polls() -> None:
+    """A long poll wakes when a delayed or in-flight message comes due, not on the next whole second.
+
+    moto's `receive_message` waits on its queue's condition for at most one
+    second at a time; a send notifies it, but nothing does when a message's
+    `DelaySeconds` or visibility timeout runs out, so such a message is
+    handed out up to a second late. A retry's backoff is a delayed work
+    message (lifecycle.retry), so T2.8's 2 s backoff measured 2.1-2.9 s; and
+    a lost worker's message is redelivered late the same way. SQS itself
+    hands it out when it comes due. Here the wait ends at the earliest due
+    time among the queue's messages (or the caller's timeout, whichever is
+    sooner); the scan runs only while no message is receivable.
+    """
+    from moto.core.utils import unix_time_millis
+    from moto.sqs.models import Queue
+
+    if getattr(Queue, "_attune_prompt_polls", False):
+        return
+
+    def wait_for_messages(self: Any, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        with self._messages_lock:
+            while not self.messages:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                due = min((max(m.delayed_until, m.visible_at) for m in self._messages), default=None)
+                if due is not None:
+                    remaining = min(remaining, max(0.001, (due - unix_time_millis()) / 1000 + 0.001))
+                self._messages_lock.wait(remaining)
+
+    Queue.wait_for_messages = wait_for_messages  # type: ignore[method-assign]
+    Queue._attune_prompt_polls = True  # type: ignore[attr-defined]
 
 
 _CALLS: Counter[str] = Counter()

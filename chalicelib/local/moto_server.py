@@ -49,6 +49,7 @@ from chalicelib.local.moto_patches import (
     direct_sqs_json,
     fix_step_functions_callbacks,
     keep_alive_request_handler,
+    prompt_sqs_long_polls,
     track_model_instances_weakly,
 )
 
@@ -343,6 +344,7 @@ def _serve(port: int, *, auth: Credentials | None) -> None:
     bound_sqs_deleted_receipts()  # every deleted receipt handle
     fix_step_functions_callbacks()  # retried tasks get fresh tokens; failure causes are kept
     cheap_sqs_receive()  # a received message's retention check no longer scans its queue
+    prompt_sqs_long_polls()  # a delayed or timed-out message is handed out when due, not up to 1 s later
     cache_moto_module_list()  # no directory listing per request
     cache_response_method_names()  # no class introspection per request
     app: WsgiApp = direct_sqs_json(DomainDispatcherApplication(create_backend_app))  # SQS skips the dispatcher

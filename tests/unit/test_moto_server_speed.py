@@ -12,6 +12,7 @@ import http.client
 import io
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -206,3 +207,38 @@ def test_sqs_still_works_with_the_module_list_and_method_names_cached() -> None:
     from moto.sqs.responses import SQSResponse
 
     assert names(SQSResponse) is names(SQSResponse) and "receive_message" in names(SQSResponse)
+
+
+def _messages_of(queue_name: str) -> list[Any]:
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.sqs.models import sqs_backends
+
+    return list(sqs_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].queues[queue_name]._messages)
+
+
+def test_a_long_poll_hands_out_a_message_when_it_comes_due_not_on_the_next_second() -> None:
+    # GIVEN the patch, a delayed message and an in-flight one, each coming due 0.3 s from now
+    # (moto alone would wake its long poll only on the next whole second: 1 s)
+    moto_patches.prompt_sqs_long_polls()
+    from moto.core.utils import unix_time_millis
+
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        url = sqs.create_queue(QueueName="due")["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody="delayed", DelaySeconds=5)
+        (message,) = _messages_of("due")
+        message.delayed_until = unix_time_millis() + 300
+        # WHEN a long poll waits for it THEN it is handed out when due
+        started = time.monotonic()
+        got = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=5, VisibilityTimeout=5)["Messages"]
+        assert [m["Body"] for m in got] == ["delayed"] and 0.25 <= time.monotonic() - started < 0.8
+        # AND a received message whose visibility times out is handed out again when it does
+        message.visible_at = unix_time_millis() + 300
+        started = time.monotonic()
+        again = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=5)["Messages"]
+        assert [m["Body"] for m in again] == ["delayed"] and 0.25 <= time.monotonic() - started < 0.8
+        # AND with nothing due, the poll still waits out its time and returns empty
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=again[0]["ReceiptHandle"])
+        started = time.monotonic()
+        assert sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1).get("Messages", []) == []
+        assert time.monotonic() - started >= 0.95
