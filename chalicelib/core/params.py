@@ -76,6 +76,11 @@ def _secret_names(frozen: str) -> frozenset[str]:
     return frozenset(secret_names(json.loads(frozen)))
 
 
+def declared_secrets(declared: Mapping[str, Any]) -> frozenset[str]:
+    """The parameters `declared` marks secret, parsed once per declaration (the worker asks for every execution)."""
+    return _secret_names(json.dumps(declared, sort_keys=True, default=str))
+
+
 def split_secrets(declared: Mapping[str, Any], params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(what may be stored and shown, with each secret masked; the secret values alone).
 
@@ -83,7 +88,7 @@ def split_secrets(declared: Mapping[str, Any], params: Mapping[str, Any]) -> tup
     `parameters` column, the API, the audit log or a notification: only its
     sealed value is stored, and only the worker opens it.
     """
-    secret = _secret_names(json.dumps(declared, sort_keys=True, default=str))
+    secret = declared_secrets(declared)
     shown = {k: (MASK if k in secret else v) for k, v in params.items()}
     hidden = {k: v for k, v in params.items() if k in secret}
     return shown, hidden

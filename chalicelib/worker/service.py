@@ -35,7 +35,8 @@ from chalicelib.config import WorkerSettings, worker_settings
 from chalicelib.core import status
 from chalicelib.core.auth import issue_action_token
 from chalicelib.core.errors import AttuneError, NotFound, ServiceUnavailable, ValidationFailed
-from chalicelib.core.packs import entry_point_path, secret_names
+from chalicelib.core.packs import entry_point_path
+from chalicelib.core.params import declared_secrets
 from chalicelib.core.runners import ActionSpec, kind_of
 from chalicelib.db import executions as executions_db
 from chalicelib.db import outbox
@@ -240,7 +241,7 @@ class Worker:
             python=python,
             node_modules=node_modules,
             pack_key=str(key) if pack_dir is not None else None,
-            secret_names=tuple(secret_names(row["declared"] or {})),
+            secret_names=tuple(sorted(declared_secrets(row["declared"] or {}))),
         )
 
     def _env(self, build: Callable[[Path, str], Path | None], pack_dir: Path, key: str) -> Path | None:

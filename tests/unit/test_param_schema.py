@@ -9,7 +9,7 @@ from jsonschema import Draft202012Validator
 
 from chalicelib.core.errors import ValidationFailed
 from chalicelib.core.packs import apply_defaults, dump_parameters, parameters_schema, parse_parameters, secret_names
-from chalicelib.core.params import check
+from chalicelib.core.params import check, declared_secrets
 from chalicelib.models.packs import ActionFields
 
 PARAMS: dict[str, Any] = {
@@ -75,6 +75,20 @@ def test_immutable_parameter_only_accepts_its_default() -> None:
 
 def test_secret_names() -> None:
     assert secret_names(PARAMS) == ["token"]
+
+
+def test_declared_secrets_are_parsed_once_per_declaration(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a declaration asked about once (the worker asks for every execution of an action)
+    declared = {**PARAMS, "once_only": {"type": "string", "secret": True}}
+    assert declared_secrets(declared) == {"token", "once_only"}
+    # WHEN it is asked again, with parsing made to fail THEN the answer comes from the first parse
+    from chalicelib.core import params
+
+    def refuse(_raw: Any) -> Any:
+        raise AssertionError("parsed again")
+
+    monkeypatch.setattr(params, "secret_names", refuse)
+    assert declared_secrets(dict(reversed(list(declared.items())))) == {"token", "once_only"}
 
 
 @pytest.mark.parametrize(
