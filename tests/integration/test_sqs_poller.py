@@ -294,3 +294,55 @@ def test_messages_handled_one_by_one_are_deleted_together(aws_stack: str, monkey
     assert sorted(handler.bodies()) == ["a", "b", "c"]
     assert deleted == [3]
     assert _visible_and_inflight(url) == (0, 0)
+
+
+def _timed_polls(poller: SqsPoller) -> list[tuple[str, float, float, int]]:
+    """Every poll_once of `poller`: (thread, started, returned, messages received)."""
+    polls: list[tuple[str, float, float, int]] = []
+    real = poller.poll_once
+
+    def timed() -> int:
+        started = time.monotonic()
+        got = real()
+        polls.append((threading.current_thread().name, started, time.monotonic(), got))
+        return got
+
+    poller.poll_once = timed  # type: ignore[method-assign]
+    return polls
+
+
+def _gap_after_the_batch(polls: list[tuple[str, float, float, int]]) -> float | None:
+    """How long the thread that received a batch waited before its next long poll (None: not polled yet)."""
+    found = next(((i, p) for i, p in enumerate(list(polls)) if p[3] > 0), None)
+    if found is None:
+        return None
+    i, (thread, _, returned, _) = found
+    return next((p[1] - returned for p in polls[i + 1:] if p[0] == thread), None)
+
+
+@pytest.mark.parametrize("concurrency", [2, 1])
+def test_a_thread_lets_one_already_in_a_long_poll_take_the_next_message(
+    aws_stack: str, monkeypatch: pytest.MonkeyPatch, concurrency: int,
+) -> None:
+    # GIVEN a poller whose threads pause 0.5 s after a batch that was not full
+    monkeypatch.setattr(sqs_poller, "REPOLL_PAUSE_SECONDS", 0.5)
+    url = _queue(visibility=60)
+    handler = Recorder()
+    poller = SqsPoller(_binding(batch_size=10, concurrency=concurrency), handler=handler)
+    polls = _timed_polls(poller)
+    poller.start()
+    try:
+        # WHEN one message comes (two threads: the other one waits in a long poll meanwhile)
+        eventually(lambda: poller._in_receive == concurrency, message="every thread in a long poll")
+        _send(url, "a")
+        eventually(lambda: _gap_after_the_batch(polls) is not None, timeout=10, message="its next poll")
+        gap = _gap_after_the_batch(polls)
+        assert handler.bodies() == ["a"]
+    finally:
+        assert poller.stop(timeout=10)
+    # THEN with another thread waiting it polls again only after the pause; alone, at once
+    assert gap is not None
+    if concurrency == 2:
+        assert gap >= 0.45, polls
+    else:
+        assert gap < 0.3, polls
