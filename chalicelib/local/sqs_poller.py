@@ -39,8 +39,10 @@ ERROR_BACKOFF_SECONDS = 1.0
 # The delete is off every execution's path, so waiting longer (0.2 s, was 0.05) costs no latency;
 # it only takes fewer, fuller calls (a sequential webhook's two deletes share one call with the next's).
 DELETE_LINGER_SECONDS = 0.2
-# A thread whose batch was not full waits this long before its next long poll while another of the
-# poller's threads is in one already (see SqsPoller._run).
+# While the queue has no backlog, this many of a poller's threads wait in a long poll; the others
+# wait their turn (see SqsPoller._await_turn).
+IDLE_RECEIVERS = 2
+# A thread joins the others in a long poll this long after one of them received a batch that was not full.
 REPOLL_PAUSE_SECONDS = 0.01
 
 
@@ -165,8 +167,10 @@ class SqsPoller:
         self._running: dict[int, tuple[list[dict[str, Any]], float]] = {}
         self._running_lock = threading.Condition()
         self._batch_ids = itertools.count()
+        self._turn = threading.Condition()  # guards the three below
         self._in_receive = 0  # threads inside a ReceiveMessage call now
-        self._in_receive_lock = threading.Lock()
+        self._backlog = False  # the last receive brought a full batch
+        self._last_batch_at = 0.0  # when a receive last brought messages (time.monotonic)
 
     @property
     def queue_url(self) -> str:
@@ -211,6 +215,8 @@ class SqsPoller:
     def stop(self, timeout: float | None = None) -> bool:
         """Ask the threads to stop and wait; True when all finished within `timeout`."""
         self._stop.set()
+        with self._turn:
+            self._turn.notify_all()  # threads waiting their turn see the stop
         deadline = None if timeout is None else time.monotonic() + timeout
         for thread in self._threads:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -225,31 +231,47 @@ class SqsPoller:
         return not any(t.is_alive() for t in self._threads)
 
     def _run(self) -> None:
-        """Poll until stopped; after a batch that was not full, let a thread already in a long poll take the next.
-
-        A long poll started while another of this poller's threads waits in one
-        already takes nothing sooner: the waiting one receives the next message
-        the moment it is sent. Started at once, it costs a ReceiveMessage's
-        client and emulator work in the busiest moment of the execution just
-        received: its claim, its runner's start, its next hop's send, which
-        this process and the emulator share two cores with (measured, 300
-        sequential webhooks: p50 24.0 -> 20.5 ms, p95 30.8 -> 25.0 ms with a
-        10 ms pause). A full batch means a backlog: the thread polls at once.
-        """
         while not self._stop.is_set():
+            self._await_turn()
+            if self._stop.is_set():
+                return
             try:
-                received = self.poll_once()
+                self.poll_once()
             except (BotoCoreError, ClientError) as exc:
                 log.warning("receiving from %s failed: %s", self.binding.queue, exc)
                 self._stop.wait(ERROR_BACKOFF_SECONDS)
-                continue
-            if 0 < received < self.binding.batch_size and self._in_receive > 0:
-                self._stop.wait(REPOLL_PAUSE_SECONDS)
+
+    def _await_turn(self) -> None:
+        """Wait until this thread's long poll would take something sooner than the ones already waiting.
+
+        Nobody in a long poll, or a backlog (the last receive was a full batch):
+        at once. Otherwise a long poll started now takes nothing sooner, since
+        a waiting one receives the next message the moment it is sent, and it
+        costs a ReceiveMessage's client and emulator work. So, while the queue
+        is quiet, IDLE_RECEIVERS threads wait in one and the rest wait here
+        (16 timer-fire pollers made 16 long polls every 5 s at idle), and a
+        thread joins them no sooner than REPOLL_PAUSE_SECONDS after one
+        received a batch: started at once, its receive landed in the busiest
+        moment of the execution just received (its claim, its runner's start,
+        its next hop's send), which this process and the emulator share two
+        cores with. Measured, paired A/B of 6x100 sequential webhooks: p50
+        29.7 -> 25.0 ms, p95 39.0 -> 34.3 ms with the pause.
+        """
+        with self._turn:
+            while not self._stop.is_set() and not self._backlog and self._in_receive > 0:
+                if self._in_receive >= IDLE_RECEIVERS:
+                    self._turn.wait()
+                    continue
+                wait = self._last_batch_at + REPOLL_PAUSE_SECONDS - time.monotonic()
+                if wait <= 0:
+                    return
+                self._turn.wait(wait)
 
     def poll_once(self) -> int:
         """Receive one batch and process it; returns how many messages it received."""
-        with self._in_receive_lock:
+        with self._turn:
             self._in_receive += 1
+        received = 0
         try:
             resp = client("sqs").receive_message(
                 QueueUrl=self.queue_url,
@@ -259,10 +281,15 @@ class SqsPoller:
                 MessageSystemAttributeNames=["All"],
                 MessageAttributeNames=["All"],
             )
+            messages = resp.get("Messages", [])
+            received = len(messages)
         finally:
-            with self._in_receive_lock:
+            with self._turn:
                 self._in_receive -= 1
-        messages = resp.get("Messages", [])
+                self._backlog = received >= self.binding.batch_size
+                if received:
+                    self._last_batch_at = time.monotonic()
+                self._turn.notify_all()
         if not messages:
             return 0
         if self._stop.is_set():

@@ -346,3 +346,36 @@ def test_a_thread_lets_one_already_in_a_long_poll_take_the_next_message(
         assert gap >= 0.45, polls
     else:
         assert gap < 0.3, polls
+
+
+def test_at_idle_two_threads_wait_in_a_long_poll_and_a_backlog_brings_them_all(aws_stack: str) -> None:
+    # GIVEN a poller of five threads on a quiet queue, taking batches of two, whose handler takes 0.3 s
+    url = _queue(visibility=60)
+    running: list[int] = []
+    peak = [0]
+    lock = threading.Lock()
+
+    def slow(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        with lock:
+            running.append(1)
+            peak[0] = max(peak[0], len(running))
+        time.sleep(0.3)  # the handler's work
+        with lock:
+            running.pop()
+        return {"batchItemFailures": []}
+
+    poller = SqsPoller(_binding(batch_size=2, concurrency=5), handler=slow)
+    polls = _timed_polls(poller)
+    poller.start()
+    try:
+        # WHEN nothing comes THEN only IDLE_RECEIVERS of them long-poll (each 1 s here), the rest wait
+        eventually(lambda: len(polls) >= 6, timeout=10, message="three rounds of idle long polls")
+        assert len({p[0] for p in polls}) == sqs_poller.IDLE_RECEIVERS == 2, polls
+        # AND WHEN twenty messages come at once THEN the full batches bring every thread in
+        for start in range(0, 20, 10):
+            client("sqs").send_message_batch(QueueUrl=url, Entries=[
+                {"Id": str(i), "MessageBody": str(i)} for i in range(start, start + 10)])
+        eventually(lambda: _visible_and_inflight(url) == (0, 0), timeout=20, message="all handled and deleted")
+    finally:
+        assert poller.stop(timeout=10)
+    assert peak[0] >= 3, peak
