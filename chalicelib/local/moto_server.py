@@ -44,6 +44,7 @@ from chalicelib.local.moto_patches import (
     bound_sqs_deleted_receipts,
     cache_moto_module_list,
     cache_response_method_names,
+    cheap_random_strings,
     cheap_sqs_receive,
     count_calls,
     direct_sqs_json,
@@ -344,6 +345,7 @@ def _serve(port: int, *, auth: Credentials | None) -> None:
     bound_sqs_deleted_receipts()  # every deleted receipt handle
     fix_step_functions_callbacks()  # retried tasks get fresh tokens; failure causes are kept
     cheap_sqs_receive()  # a received message's retention check no longer scans its queue
+    cheap_random_strings()  # request ids and receipt handles drawn in one call, not one per character
     prompt_sqs_long_polls()  # a delayed or timed-out message is handed out when due, not up to 1 s later
     cache_moto_module_list()  # no directory listing per request
     cache_response_method_names()  # no class introspection per request

@@ -242,3 +242,26 @@ def test_a_long_poll_hands_out_a_message_when_it_comes_due_not_on_the_next_secon
         started = time.monotonic()
         assert sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1).get("Messages", []) == []
         assert time.monotonic() - started >= 0.95
+
+
+def test_request_ids_and_receipt_handles_are_drawn_in_one_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN the patch, and moto's per-character draw made to fail
+    moto_patches.cheap_random_strings()
+    from moto.moto_api._internal.moto_random import MotoRandom
+
+    def per_character(self: Any, seq: Any) -> Any:
+        raise AssertionError("drawn one character at a time")
+
+    monkeypatch.setattr(MotoRandom, "choice", per_character)
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        url = sqs.create_queue(QueueName="handles")["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody="x")
+        # WHEN a message is received THEN its receipt handle has moto's shape, and every answer its request id
+        got = sqs.receive_message(QueueUrl=url)
+        (message,) = got["Messages"]
+        handle = message["ReceiptHandle"]
+        assert len(handle) == 185 and handle.isalpha() and handle.islower()
+        assert len(got["ResponseMetadata"]["RequestId"]) == 52
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=handle)
+        assert sqs.receive_message(QueueUrl=url).get("Messages", []) == []
