@@ -231,17 +231,14 @@ class SqsPoller:
         return not any(t.is_alive() for t in self._threads)
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            self._await_turn()
-            if self._stop.is_set():
-                return
+        while self._await_turn():
             try:
-                self.poll_once()
+                self._handle(self._receive(reserved=True))
             except (BotoCoreError, ClientError) as exc:
                 log.warning("receiving from %s failed: %s", self.binding.queue, exc)
                 self._stop.wait(ERROR_BACKOFF_SECONDS)
 
-    def _await_turn(self) -> None:
+    def _await_turn(self) -> bool:
         """Wait until this thread's long poll would take something sooner than the ones already waiting.
 
         Nobody in a long poll, or a backlog (the last receive was a full batch):
@@ -251,27 +248,39 @@ class SqsPoller:
         is quiet, IDLE_RECEIVERS threads wait in one and the rest wait here
         (16 timer-fire pollers made 16 long polls every 5 s at idle), and a
         thread joins them no sooner than REPOLL_PAUSE_SECONDS after one
-        received a batch: started at once, its receive landed in the busiest
+        received a batch, so that its receive does not land in the busiest
         moment of the execution just received (its claim, its runner's start,
         its next hop's send), which this process and the emulator share two
-        cores with. Measured, paired A/B of 6x100 sequential webhooks: p50
-        29.7 -> 25.0 ms, p95 39.0 -> 34.3 ms with the pause.
+        cores with. The thread's place in the long poll is taken here, under
+        the lock (False: the poller stops), so waiting threads woken together
+        cannot all see a free place and all go.
         """
         with self._turn:
-            while not self._stop.is_set() and not self._backlog and self._in_receive > 0:
+            while not self._stop.is_set():
+                if self._backlog or self._in_receive == 0:
+                    break
                 if self._in_receive >= IDLE_RECEIVERS:
                     self._turn.wait()
                     continue
                 wait = self._last_batch_at + REPOLL_PAUSE_SECONDS - time.monotonic()
                 if wait <= 0:
-                    return
+                    break
                 self._turn.wait(wait)
+            else:
+                return False
+            self._in_receive += 1
+            return True
 
     def poll_once(self) -> int:
         """Receive one batch and process it; returns how many messages it received."""
-        with self._turn:
-            self._in_receive += 1
-        received = 0
+        return self._handle(self._receive())
+
+    def _receive(self, *, reserved: bool = False) -> list[dict[str, Any]]:
+        """One ReceiveMessage, counted among the threads in a long poll (`reserved`: by _await_turn already)."""
+        if not reserved:
+            with self._turn:
+                self._in_receive += 1
+        messages: list[dict[str, Any]] = []
         try:
             resp = client("sqs").receive_message(
                 QueueUrl=self.queue_url,
@@ -282,14 +291,17 @@ class SqsPoller:
                 MessageAttributeNames=["All"],
             )
             messages = resp.get("Messages", [])
-            received = len(messages)
         finally:
             with self._turn:
                 self._in_receive -= 1
-                self._backlog = received >= self.binding.batch_size
-                if received:
+                self._backlog = len(messages) >= self.binding.batch_size
+                if messages:
                     self._last_batch_at = time.monotonic()
                 self._turn.notify_all()
+        return messages
+
+    def _handle(self, messages: list[dict[str, Any]]) -> int:
+        """Process a received batch (or release it, once stopping); how many messages it held."""
         if not messages:
             return 0
         if self._stop.is_set():

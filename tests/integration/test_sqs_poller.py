@@ -297,17 +297,17 @@ def test_messages_handled_one_by_one_are_deleted_together(aws_stack: str, monkey
 
 
 def _timed_polls(poller: SqsPoller) -> list[tuple[str, float, float, int]]:
-    """Every poll_once of `poller`: (thread, started, returned, messages received)."""
+    """Every ReceiveMessage of `poller`: (thread, started, returned, messages received)."""
     polls: list[tuple[str, float, float, int]] = []
-    real = poller.poll_once
+    real = poller._receive
 
-    def timed() -> int:
+    def timed(*, reserved: bool = False) -> list[dict[str, Any]]:
         started = time.monotonic()
-        got = real()
-        polls.append((threading.current_thread().name, started, time.monotonic(), got))
+        got = real(reserved=reserved)
+        polls.append((threading.current_thread().name, started, time.monotonic(), len(got)))
         return got
 
-    poller.poll_once = timed  # type: ignore[method-assign]
+    poller._receive = timed  # type: ignore[method-assign]
     return polls
 
 
@@ -371,6 +371,12 @@ def test_at_idle_two_threads_wait_in_a_long_poll_and_a_backlog_brings_them_all(a
         # WHEN nothing comes THEN only IDLE_RECEIVERS of them long-poll (each 1 s here), the rest wait
         eventually(lambda: len(polls) >= 6, timeout=10, message="three rounds of idle long polls")
         assert len({p[0] for p in polls}) == sqs_poller.IDLE_RECEIVERS == 2, polls
+        # (also while long polls end and the waiting threads are woken: none of them goes along)
+        in_receive, until = [], time.monotonic() + 3.5
+        while time.monotonic() < until:
+            in_receive.append(poller._in_receive)
+            time.sleep(0.001)  # sampling the count, not waiting for the poller
+        assert max(in_receive) <= 2 and len({p[0] for p in polls}) == 2, (max(in_receive), polls)
         # AND WHEN twenty messages come at once THEN the full batches bring every thread in
         for start in range(0, 20, 10):
             client("sqs").send_message_batch(QueueUrl=url, Entries=[
