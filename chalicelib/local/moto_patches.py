@@ -251,6 +251,9 @@ def cheap_sqs_receive() -> None:
     SQSBackend._attune_cheap_retention = True  # type: ignore[attr-defined]
 
 
+RECEIPT_HANDLE_LENGTH = 185  # moto's (sqs/utils.generate_receipt_handle)
+
+
 def cheap_random_strings() -> None:
     """Draw moto's random strings (request ids, SQS receipt handles) in one call instead of one per character.
 
@@ -282,9 +285,6 @@ def cheap_random_strings() -> None:
     sqs_utils.generate_receipt_handle = generate_receipt_handle
     sqs_models.generate_receipt_handle = generate_receipt_handle  # type: ignore[attr-defined]
     MotoRandom._attune_cheap_strings = True  # type: ignore[attr-defined]
-
-
-RECEIPT_HANDLE_LENGTH = 185  # moto's (sqs/utils.generate_receipt_handle)
 
 
 def prompt_sqs_long_polls() -> None:

@@ -233,7 +233,7 @@ class SqsPoller:
     def _run(self) -> None:
         while self._await_turn():
             try:
-                self._handle(self._receive(reserved=True))
+                self._handle(self._receive())
             except (BotoCoreError, ClientError) as exc:
                 log.warning("receiving from %s failed: %s", self.binding.queue, exc)
                 self._stop.wait(ERROR_BACKOFF_SECONDS)
@@ -271,15 +271,8 @@ class SqsPoller:
             self._in_receive += 1
             return True
 
-    def poll_once(self) -> int:
-        """Receive one batch and process it; returns how many messages it received."""
-        return self._handle(self._receive())
-
-    def _receive(self, *, reserved: bool = False) -> list[dict[str, Any]]:
-        """One ReceiveMessage, counted among the threads in a long poll (`reserved`: by _await_turn already)."""
-        if not reserved:
-            with self._turn:
-                self._in_receive += 1
+    def _receive(self) -> list[dict[str, Any]]:
+        """One ReceiveMessage, in the place in the long poll that _await_turn took; the place is given back after."""
         messages: list[dict[str, Any]] = []
         try:
             resp = client("sqs").receive_message(
@@ -300,15 +293,14 @@ class SqsPoller:
                 self._turn.notify_all()
         return messages
 
-    def _handle(self, messages: list[dict[str, Any]]) -> int:
-        """Process a received batch (or release it, once stopping); how many messages it held."""
+    def _handle(self, messages: list[dict[str, Any]]) -> None:
+        """Process a received batch, or release it once stopping."""
         if not messages:
-            return 0
+            return
         if self._stop.is_set():
             self._release(messages)
-            return len(messages)
-        self.process(messages)
-        return len(messages)
+        else:
+            self.process(messages)
 
     def process(self, messages: list[dict[str, Any]]) -> None:
         """Run the handler on one batch and delete the records it did not report as failed."""

@@ -301,9 +301,9 @@ def _timed_polls(poller: SqsPoller) -> list[tuple[str, float, float, int]]:
     polls: list[tuple[str, float, float, int]] = []
     real = poller._receive
 
-    def timed(*, reserved: bool = False) -> list[dict[str, Any]]:
+    def timed() -> list[dict[str, Any]]:
         started = time.monotonic()
-        got = real(reserved=reserved)
+        got = real()
         polls.append((threading.current_thread().name, started, time.monotonic(), len(got)))
         return got
 
