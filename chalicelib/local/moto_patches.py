@@ -24,6 +24,7 @@ With both, the soak's RSS grows 0.07 KB per execution over its last 3,000
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
@@ -377,6 +378,87 @@ def cache_moto_module_list() -> None:
 
     list_of_moto_modules._attune_cached = True  # type: ignore[attr-defined]
     backends.list_of_moto_modules = list_of_moto_modules  # type: ignore[assignment]
+
+
+def share_service_model_loader() -> None:
+    """Make moto read botocore's service models through one loader, not a new one per model.
+
+    moto's `_load_service_model` (its response serializer's and error
+    handler's models, each cached once loaded) makes a new botocore Loader for
+    every service and model type, and a new loader first lists every service
+    it could load: stats of ~420 directories, 20 ms each time (measured). Its
+    error path does the same through a new botocore Session per service that
+    answers an error (`service_name_from_moto_package_name`: 50-100 ms). The
+    first request to each service paid them, once per model type: a dozen
+    times as `attune dev` provisions its stack (a not-found answer is how each
+    resource is found missing) and its roles start. One loader lists them once
+    and caches what it read, as botocore's own sessions do.
+    """
+    from moto.core import utils
+
+    if getattr(utils._load_service_model, "_attune_cached", False):
+        return
+    lock = threading.Lock()
+    shared: list[Any] = []
+    names: dict[str, str] = {}
+
+    def loader() -> Any:
+        if not shared:
+            shared.append(utils.create_loader())
+        return shared[0]
+
+    def _load_service_model(service_name: str, model_name: str) -> dict[str, Any]:
+        with lock:  # the loader's caches are plain dicts: one reader at a time
+            model: dict[str, Any] = loader().load_service_model(service_name, model_name)
+            return model
+
+    def service_name_from_moto_package_name(moto_package_name: str) -> str:
+        with lock:
+            if not names:  # moto drops the hyphens of service names in its package names
+                names.update({n.replace("-", ""): n for n in loader().list_available_services("service-2")})
+        return names.get(moto_package_name, moto_package_name)
+
+    _load_service_model._attune_cached = True  # type: ignore[attr-defined]
+    utils._load_service_model = _load_service_model
+    utils.service_name_from_moto_package_name = service_name_from_moto_package_name
+
+
+class _LazyPrivateKey:
+    """A KMS key's asymmetric private key, generated when first used (sign, verify, public key)."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self._key: Any = None
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        with self._lock:
+            if self._key is None:
+                self._key = self._make()
+        return getattr(self._key, name)
+
+
+def lazy_kms_private_keys() -> None:
+    """Make moto generate a KMS key's RSA/ECC private key only when the key signs, verifies or is asked for it.
+
+    moto's `Key.__init__` generates one for every key, a 2048-bit RSA key even
+    for a symmetric one (`SYMMETRIC_DEFAULT`, all the platform makes): ~95 ms of
+    the emulator's CPU each time, measured while `attune dev` starts, where
+    every kept key is recreated (moto_state.restore) before moto serves and the
+    stack's data key is looked up. Only `sign`, `verify` and `get_public_key`
+    read it, and they get the same key on first use.
+    """
+    from moto.kms import models
+
+    if getattr(models.generate_private_key, "_attune_lazy", False):
+        return
+    eager = models.generate_private_key
+
+    def generate_private_key(key_spec: str) -> Any:
+        return _LazyPrivateKey(functools.partial(eager, key_spec))
+
+    generate_private_key._attune_lazy = True  # type: ignore[attr-defined]
+    models.generate_private_key = generate_private_key
 
 
 def cache_response_method_names() -> None:

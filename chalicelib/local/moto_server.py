@@ -50,7 +50,9 @@ from chalicelib.local.moto_patches import (
     direct_sqs_json,
     fix_step_functions_callbacks,
     keep_alive_request_handler,
+    lazy_kms_private_keys,
     prompt_sqs_long_polls,
+    share_service_model_loader,
     track_model_instances_weakly,
 )
 
@@ -349,6 +351,7 @@ def _serve(port: int, *, auth: Credentials | None) -> None:
     prompt_sqs_long_polls()  # a delayed or timed-out message is handed out when due, not up to 1 s later
     cache_moto_module_list()  # no directory listing per request
     cache_response_method_names()  # no class introspection per request
+    share_service_model_loader()  # botocore's service list read once, not per service model
     app: WsgiApp = direct_sqs_json(DomainDispatcherApplication(create_backend_app))  # SQS skips the dispatcher
     if auth is not None:
         moto_settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
@@ -421,6 +424,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     if args.parent:
         threading.Thread(target=_watch_parent, args=(args.parent,), daemon=True).start()
+    lazy_kms_private_keys()  # before the kept KMS keys are recreated: symmetric keys never use one
     if args.state_dir:
         from chalicelib.local import moto_state
 

@@ -60,6 +60,9 @@ def snapshot() -> list[dict[str, Any]]:
                         "origin": key.origin,
                         "policy": key.policy,
                         "aliases": sorted(key.aliases),
+                        # Provisioning finds the stack's key by its tags: without them, every
+                        # restart made (and kept) one more key.
+                        "tags": backend.list_resource_tags(key.id).get("Tags", []),
                     }
                 )
     return sorted(keys, key=lambda k: (k["account_id"], k["region"], k["id"]))
@@ -80,6 +83,8 @@ def restore(path: Path) -> int:
         key.id = item["id"]
         key.key_material = base64.b64decode(item["material"])
         backend.keys[key.id] = key
+        if item.get("tags"):  # files saved before tags were kept have none
+            backend.tagger.tag_resource(key.id, item["tags"])
         for alias in item["aliases"]:
             backend.create_alias(key.id, alias)
     return len(saved)

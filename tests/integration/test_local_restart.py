@@ -11,6 +11,7 @@ Clouds here run on private ports (never the default 18080-18082), from
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
@@ -97,6 +98,11 @@ def test_encrypted_item_survives_restart() -> None:
     # THEN the item still decrypts
     assert got.status_code == 200, got.text
     assert got.json()["value"] == "hunter2-but-longer"
+    # AND the restart used the stack's key again: it made no second one (each restart once did, kept forever,
+    # and every kept key is recreated before moto serves)
+    kept = json.loads((data_dir / "moto-kms.json").read_text())
+    assert len(kept) == 1, [k["id"] for k in kept]
+    assert {"TagKey": "attune:logical-id", "TagValue": "DataKey"} in kept[0]["tags"]
 
 
 def test_packs_run_after_restart() -> None:

@@ -265,3 +265,63 @@ def test_request_ids_and_receipt_handles_are_drawn_in_one_call(monkeypatch: pyte
         assert len(got["ResponseMetadata"]["RequestId"]) == 52
         sqs.delete_message(QueueUrl=url, ReceiptHandle=handle)
         assert sqs.receive_message(QueueUrl=url).get("Messages", []) == []
+
+
+def test_kms_private_keys_are_made_when_first_used_and_then_work() -> None:
+    # GIVEN the patch (moto alone makes a 2048-bit RSA key for every key, ~95 ms, symmetric ones included)
+    moto_patches.lazy_kms_private_keys()
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.kms.models import kms_backends
+
+    with mock_aws():
+        kms = boto3.client("kms", region_name="us-east-1")
+        # WHEN a symmetric key is made and used THEN it works and no private key was generated for it
+        symmetric = kms.create_key()["KeyMetadata"]["KeyId"]
+        blob = kms.encrypt(KeyId=symmetric, Plaintext=b"secret")["CiphertextBlob"]
+        assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"secret"
+        backend = kms_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+        assert backend.keys[symmetric].private_key._key is None
+        # AND an asymmetric key signs, verifies, and gives the public key that checks its signature
+        signing = kms.create_key(KeyUsage="SIGN_VERIFY", KeySpec="RSA_2048")["KeyMetadata"]["KeyId"]
+        signed = kms.sign(KeyId=signing, Message=b"m", SigningAlgorithm="RSASSA_PKCS1_V1_5_SHA_256")["Signature"]
+        assert kms.verify(KeyId=signing, Message=b"m", Signature=signed,
+                          SigningAlgorithm="RSASSA_PKCS1_V1_5_SHA_256")["SignatureValid"]
+        public = serialization.load_der_public_key(kms.get_public_key(KeyId=signing)["PublicKey"])
+        assert isinstance(public, rsa.RSAPublicKey)
+        public.verify(signed, b"m", padding.PKCS1v15(), hashes.SHA256())  # raises InvalidSignature otherwise
+
+
+def test_service_models_and_names_come_from_one_listing(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN the patch, moto's model caches emptied, and botocore's service listing counted
+    moto_patches.share_service_model_loader()
+    from botocore.loaders import Loader
+    from botocore.exceptions import ClientError
+    from moto.core import utils
+
+    utils.get_service_model.cache_clear()
+    listed: set[tuple[int, str]] = set()  # (loader, model type): each loader lists once per type, then caches
+    original = Loader.list_available_services
+
+    def counted(self: Any, type_name: str) -> Any:
+        listed.add((id(self), type_name))
+        return original(self, type_name)
+
+    monkeypatch.setattr(Loader, "list_available_services", counted)
+    with mock_aws():
+        # WHEN several services answer, errors included (the error path looks the service's name up)
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        with pytest.raises(ClientError) as missing:
+            sqs.get_queue_url(QueueName="nope")
+        sm = boto3.client("secretsmanager", region_name="us-east-1")
+        with pytest.raises(ClientError) as no_secret:
+            sm.describe_secret(SecretId="nope")
+        kms = boto3.client("kms", region_name="us-east-1")
+        kms.create_key()
+        assert kms.list_keys()["Keys"]
+    # THEN the answers are moto's, and botocore's ~420 service directories were listed by three loaders, not
+    # one per service model and per error: the clients' session, moto's backends' session, moto's models' loader
+    assert missing.value.response["Error"]["Code"] in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
+    assert no_secret.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    assert len({loader for loader, kind in listed if kind == "service-2"}) <= 3, listed
