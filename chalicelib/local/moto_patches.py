@@ -395,6 +395,7 @@ def share_service_model_loader() -> None:
     and caches what it read, as botocore's own sessions do.
     """
     from moto.core import utils
+    from moto.core.loaders import create_loader
 
     if getattr(utils._load_service_model, "_attune_cached", False):
         return
@@ -404,7 +405,7 @@ def share_service_model_loader() -> None:
 
     def loader() -> Any:
         if not shared:
-            shared.append(utils.create_loader())
+            shared.append(create_loader())
         return shared[0]
 
     def _load_service_model(service_name: str, model_name: str) -> dict[str, Any]:
@@ -420,7 +421,7 @@ def share_service_model_loader() -> None:
 
     _load_service_model._attune_cached = True  # type: ignore[attr-defined]
     utils._load_service_model = _load_service_model
-    utils.service_name_from_moto_package_name = service_name_from_moto_package_name
+    utils.service_name_from_moto_package_name = service_name_from_moto_package_name  # type: ignore[assignment]
 
 
 class _LazyPrivateKey:
@@ -450,15 +451,15 @@ def lazy_kms_private_keys() -> None:
     """
     from moto.kms import models
 
-    if getattr(models.generate_private_key, "_attune_lazy", False):
+    if getattr(vars(models)["generate_private_key"], "_attune_lazy", False):
         return
-    eager = models.generate_private_key
+    eager = vars(models)["generate_private_key"]
 
     def generate_private_key(key_spec: str) -> Any:
         return _LazyPrivateKey(functools.partial(eager, key_spec))
 
     generate_private_key._attune_lazy = True  # type: ignore[attr-defined]
-    models.generate_private_key = generate_private_key
+    vars(models)["generate_private_key"] = generate_private_key
 
 
 def cache_response_method_names() -> None:

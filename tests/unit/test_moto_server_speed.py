@@ -296,8 +296,8 @@ def test_kms_private_keys_are_made_when_first_used_and_then_work() -> None:
 def test_service_models_and_names_come_from_one_listing(monkeypatch: pytest.MonkeyPatch) -> None:
     # GIVEN the patch, moto's model caches emptied, and botocore's service listing counted
     moto_patches.share_service_model_loader()
-    from botocore.loaders import Loader
     from botocore.exceptions import ClientError
+    from botocore.loaders import Loader
     from moto.core import utils
 
     utils.get_service_model.cache_clear()
